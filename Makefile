@@ -1,0 +1,41 @@
+# motcua: two commands. `make run` starts the whole local stack; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST := $(PY) -m pytest
+
+.PHONY: run test test-unit test-integration test-e2e test-faults bench schemas clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/motcua run
+
+test: $(STAMP)
+	$(PYTEST) tests -q
+
+test-unit: $(STAMP)
+	$(PYTEST) tests/unit -q
+
+test-integration: $(STAMP)
+	$(PYTEST) tests/integration -q
+
+test-e2e: $(STAMP)
+	$(PYTEST) tests/e2e -q
+
+test-faults: $(STAMP)
+	$(PYTEST) tests/faults -q
+
+bench: $(STAMP)
+	$(PY) -m bench.intake
+
+schemas: $(STAMP)
+	$(VENV)/bin/motcua events schema --out docs/events
+
+clean:
+	rm -rf $(VENV) .pytest_cache

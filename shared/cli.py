@@ -1,0 +1,233 @@
+"""The ``motcua`` command: run the local stack, serve one service, migrate, issue tokens, export schemas."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import import_module
+from pathlib import Path
+
+SERVICES = ("intake", "workflow", "digitization", "payments", "reporting")
+PORTS = {"intake": 8001, "workflow": 8002, "digitization": 8003, "payments": 8004, "reporting": 8005}
+
+
+def settings_class(service: str):  # noqa: ANN201 - returns a ServiceSettings subclass
+    """The settings class of a service."""
+    module = import_module(f"services.{service}.settings")
+    return getattr(module, f"{service.capitalize()}Settings")
+
+
+def home() -> Path:
+    """Where the local stack keeps its data (``MOTCUA_HOME``, default ``./.motcua``)."""
+    return Path(os.environ.get("MOTCUA_HOME", ".motcua")).resolve()
+
+
+def database_name(service: str, suffix: str = "") -> str:
+    """One database per service."""
+    return f"motcua_{service}{suffix}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run one service with uvicorn."""
+    import uvicorn
+
+    settings = settings_class(args.service)()
+    app = import_module(f"services.{args.service}.app").create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring each service's database to the newest revision."""
+    from shared.migrate import upgrade
+
+    for service in args.services or SERVICES:
+        settings = settings_class(service)()
+        upgrade(service, settings.database_url)
+        print(f"{service}: migrated")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a bearer token signed with the local key."""
+    from shared.auth import issue_token
+    from datetime import timedelta
+
+    key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
+    if not key_file.exists():
+        print(f"no signing key at {key_file}: run 'make run' once, or set MOTCUA_JWT_PRIVATE_KEY_FILE", file=sys.stderr)
+        return 2
+    token = issue_token(
+        key_file.read_text(),
+        subject=args.sub or f"{args.role[0]}@{(args.unit or ['*'])[0]}",
+        roles=args.role,
+        units=args.unit or [],
+        name=args.name,
+        ttl=timedelta(hours=args.hours),
+    )
+    print(token)
+    return 0
+
+
+def cmd_events_schema(args: argparse.Namespace) -> int:
+    """Write the JSON Schema of every event type."""
+    from shared.events import write_schemas
+
+    for path in write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def _wait_ready(urls: dict[str, str], children: dict[str, subprocess.Popen], timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    pending = dict(urls)
+    while pending:
+        for service, url in list(pending.items()):
+            if children[service].poll() is not None:
+                raise RuntimeError(f"{service} exited with code {children[service].returncode}; see its log")
+            try:
+                body = httpx.get(f"{url}/readyz", timeout=1).json()
+                if body.get("status") == "ready" and body["checks"].get("consumer", "connected") == "connected":
+                    del pending[service]
+            except (httpx.HTTPError, ValueError):
+                pass
+        if pending and time.monotonic() > deadline:
+            raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
+        time.sleep(0.2)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start Postgres, the broker and all five services; stop everything on Ctrl-C."""
+    from shared.auth import generate_keypair
+    from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+    from shared.migrate import upgrade
+
+    started = time.monotonic()
+    root = home()
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    (root / "pgdata").mkdir(parents=True, exist_ok=True)
+    _, public_key = generate_keypair(root / "jwt")
+    pg = EmbeddedPostgres(root / "pgdata", port=args.pg_port)
+    broker = EmbeddedBroker(port=args.kafka_port, log_path=root / "logs" / "broker.log")
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        print("\nstopping…", flush=True)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for service, child in children.items():
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        broker.stop()
+        pg.stop()
+        print("stopped.", flush=True)
+
+    signal.signal(signal.SIGTERM, lambda *_: (_stop(), sys.exit(0)))
+    try:
+        pg.start()
+        print(f"postgres  127.0.0.1:{args.pg_port}  data {root / 'pgdata'}", flush=True)
+        broker.start()
+        print(f"broker    {broker.bootstrap_servers}  (Tansu, in memory)", flush=True)
+        env = dict(os.environ)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                "JWT_PUBLIC_KEY_FILE": str(public_key),
+                "ENVIRONMENT": env.get("ENVIRONMENT", "development"),
+            }
+        )
+        for service in SERVICES:
+            pg.ensure_database(database_name(service))
+            url = pg.dsn(database_name(service)).replace("postgresql://", "postgresql+asyncpg://", 1)
+            env[f"{service.upper()}_DATABASE_URL"] = url
+            env[f"{service.upper()}_PORT"] = str(PORTS[service])
+            upgrade(service, url)
+        print("migrations applied", flush=True)
+        for service in SERVICES:
+            log = open(root / "logs" / f"{service}.log", "ab")  # noqa: SIM115 - owned by the child for its life
+            children[service] = subprocess.Popen(
+                [sys.executable, "-m", "shared.cli", "serve", service], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        urls = {s: f"http://127.0.0.1:{PORTS[s]}" for s in SERVICES}
+        _wait_ready(urls, children, timeout=args.timeout)
+        print(f"\nmotcua is ready in {time.monotonic() - started:.1f}s:")
+        for service, url in urls.items():
+            print(f"  {service:<13} {url}/docs")
+        print(f"logs in {root / 'logs'}; a clerk's token: .venv/bin/motcua token --role clerk --unit 000.00.12.H56")
+        print("Ctrl-C stops everything.", flush=True)
+        while all(child.poll() is None for child in children.values()):
+            time.sleep(0.5)
+        dead = [s for s, c in children.items() if c.poll() is not None]
+        print(f"{', '.join(dead)} exited; stopping the stack", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``motcua`` command."""
+    parser = argparse.ArgumentParser(prog="motcua", description="motcua: the one-stop-shop backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the whole local stack (embedded Postgres and broker)")
+    run.add_argument("--pg-port", type=int, default=int(os.environ.get("MOTCUA_PG_PORT", "55432")))
+    run.add_argument("--kafka-port", type=int, default=int(os.environ.get("MOTCUA_KAFKA_PORT", "9092")))
+    run.add_argument("--timeout", type=float, default=60)
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="run one service")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("services", nargs="*", help=f"any of {', '.join(SERVICES)}; all when none")
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="print a bearer token signed with the local key")
+    token.add_argument("--role", action="append", required=True, help="clerk, specialist, leader, admin, auditor, …")
+    token.add_argument("--unit", action="append", help="unit code; repeat for several; '*' for all")
+    token.add_argument("--sub", help="subject (user id)")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--hours", type=float, default=8)
+    token.set_defaults(func=cmd_token)
+
+    events = sub.add_parser("events", help="event catalog tools")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    schema = events_sub.add_parser("schema", help="write the JSON Schema of every event type")
+    schema.add_argument("--out", default="docs/events")
+    schema.set_defaults(func=cmd_events_schema)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The idempotent consumer: inbox row in the effect's transaction, offsets committed after the database commit.
+
+Three outcomes, all visible: success; transient failure retried in place with
+capped backoff and jitter (a database or broker outage is waited out, never
+dead-lettered); permanent failure (undecodable, unknown type, a PermanentError,
+or retries spent) written to ``dead_letters`` and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from shared.db import Database, UnitOfWork
+from shared.envelope import DecodeError, Envelope, UnknownEventType
+from shared.events import Event
+from shared.faults import failpoint
+from shared.kafka import ensure_topics, make_consumer
+from shared.metrics import DEAD_LETTERS, EVENT_LAG, EVENT_RETRIES, EVENTS_CONSUMED
+from shared.settings import ServiceSettings
+from shared.telemetry import context_from_traceparent, tracer
+
+log = logging.getLogger("motcua.consumer")
+
+Handler = Callable[[UnitOfWork, Event, Envelope], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """A handler's verdict that this event can never succeed; it goes to dead letters at once."""
+
+
+class TransientError(Exception):
+    """A handler's verdict that this event may succeed later; retried without spending attempts."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a service listens to: topics (by producer) and a handler per event type."""
+
+    producers: tuple[str, ...]
+    handlers: dict[type[Event], Handler]
+
+
+_INBOX = text(
+    """
+    INSERT INTO inbox (event_id, type, subject, topic, partition, "offset")
+    VALUES (:event_id, :type, :subject, :topic, :partition, :offset)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+_DEAD = text(
+    """
+    INSERT INTO dead_letters (event_id, type, subject, topic, partition, "offset", key, headers, payload, error, attempts)
+    VALUES (:event_id, :type, :subject, :topic, :partition, :offset, :key, CAST(:headers AS jsonb), :payload, :error, :attempts)
+    ON CONFLICT (topic, partition, "offset") DO NOTHING
+    """
+)
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for failures of the database connection itself, which are waited out, not counted."""
+    if isinstance(exc, (TransientError, OSError, ConnectionError, asyncpg.PostgresConnectionError, InterfaceError)):
+        return True
+    if isinstance(exc, asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.AdminShutdownError):
+        return True
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError)):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_infrastructure_error(cause)
+
+
+class EventConsumer:
+    """Background loop owned by a service's lifespan."""
+
+    def __init__(self, settings: ServiceSettings, db: Database, subscription: Subscription) -> None:
+        self.settings = settings
+        self.db = db
+        self.subscription = subscription
+        self.topics = [settings.topic(p) for p in subscription.producers]
+        self.handlers = {model.type: handler for model, handler in subscription.handlers.items()}
+        self.connected = False
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        """Consume until stopped; reconnect after broker outages."""
+        backoff = 0.2
+        while not self._stopping.is_set():
+            consumer = make_consumer(self.settings, self.topics)
+            try:
+                await ensure_topics(self.settings, self.topics)
+                await consumer.start()
+                self._consumer = consumer
+                self.connected = True
+                backoff = 0.2
+                await self._poll(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect on any client failure
+                log.warning("consumer failed, reconnecting in %.1fs: %s", backoff, exc)
+                await self._pause(backoff + random.uniform(0, backoff / 2))
+                backoff = min(backoff * 2, self.settings.consumer_backoff_max_seconds)
+            finally:
+                self.connected = False
+                self._consumer = None
+                try:
+                    await consumer.stop()
+                except Exception:  # noqa: BLE001 - a broken client may fail to close
+                    pass
+
+    async def stop(self) -> None:
+        """Ask the loop to finish the record in hand and exit."""
+        self._stopping.set()
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.relay_batch_size)
+            for tp, records in batches.items():
+                for record in records:
+                    if self._stopping.is_set():
+                        return
+                    await self.handle_record(record)
+                    failpoint("consumer.after_db_commit")
+                await consumer.commit({tp: records[-1].offset + 1})
+                failpoint("consumer.after_offset_commit")
+
+    async def handle_record(self, record: ConsumerRecord) -> None:
+        """Apply one record exactly once, or dead-letter it; returns only when it is settled."""
+        try:
+            envelope = Envelope.from_kafka(record.value, record.headers)
+            event = envelope.event()
+        except UnknownEventType as exc:
+            await self._dead_letter(record, None, exc, attempts=1, reason="unknown_type")
+            return
+        except DecodeError as exc:
+            await self._dead_letter(record, None, exc, attempts=1, reason="undecodable")
+            return
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            EVENTS_CONSUMED.labels(self.settings.service, envelope.type, "ignored").inc()
+            return
+        attempts, backoff = 0, self.settings.consumer_backoff_initial_seconds
+        while True:
+            try:
+                outcome = await self._apply(record, envelope, event, handler)
+                EVENTS_CONSUMED.labels(self.settings.service, envelope.type, outcome).inc()
+                return
+            except PermanentError as exc:
+                await self._dead_letter(record, envelope, exc, attempts=attempts + 1, reason="permanent")
+                return
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if self._stopping.is_set():
+                    raise
+                infrastructure = is_infrastructure_error(exc)
+                if not infrastructure:
+                    attempts += 1
+                    if attempts >= self.settings.consumer_max_attempts:
+                        await self._dead_letter(record, envelope, exc, attempts=attempts, reason="retries_spent")
+                        return
+                EVENT_RETRIES.labels(self.settings.service, envelope.type).inc()
+                log.warning("event %s (%s) failed, retrying in %.2fs: %r", envelope.id, envelope.type, backoff, exc)
+                await self._pause(backoff + random.uniform(0, backoff / 2))
+                backoff = min(backoff * 2, self.settings.consumer_backoff_max_seconds)
+
+    async def _apply(self, record: ConsumerRecord, envelope: Envelope, event: Event, handler: Handler) -> str:
+        parent = context_from_traceparent(envelope.traceparent)
+        with tracer().start_as_current_span(
+            f"{envelope.type} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.message.id": envelope.id,
+                "messaging.kafka.message.key": envelope.subject,
+                "messaging.consumer.group.name": self.settings.consumer_group,
+                "motcua.service": self.settings.service,
+            },
+        ) as span:
+            try:
+                async with self.db.unit_of_work(actor=envelope.actor) as tx:
+                    fresh = await tx.session.execute(
+                        _INBOX,
+                        {
+                            "event_id": envelope.id,
+                            "type": envelope.type,
+                            "subject": envelope.subject,
+                            "topic": record.topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                        },
+                    )
+                    if fresh.first() is None:
+                        return "duplicate"
+                    await handler(tx, event, envelope)
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR))
+                raise
+        EVENT_LAG.labels(self.settings.service, envelope.type).observe(
+            max(0.0, (self.db.clock.now() - envelope.time).total_seconds())
+        )
+        return "applied"
+
+    async def _dead_letter(
+        self, record: ConsumerRecord, envelope: Envelope | None, exc: BaseException, *, attempts: int, reason: str
+    ) -> None:
+        """Record the poison event; retried until the database takes it."""
+        headers = {k: base64.b64encode(v).decode() for k, v in (record.headers or ())}
+        try:
+            payload = (record.value or b"").decode()
+        except UnicodeDecodeError:
+            payload = "base64:" + base64.b64encode(record.value or b"").decode()
+        values = {
+            "event_id": envelope.id if envelope else None,
+            "type": envelope.type if envelope else None,
+            "subject": envelope.subject if envelope else (record.key or b"").decode(errors="replace"),
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "key": (record.key or b"").decode(errors="replace"),
+            "headers": json.dumps(headers),
+            "payload": payload[:1_000_000],
+            "error": f"{type(exc).__name__}: {exc}"[:4000],
+            "attempts": attempts,
+        }
+        backoff = self.settings.consumer_backoff_initial_seconds
+        while True:
+            try:
+                async with self.db.unit_of_work() as tx:
+                    await tx.session.execute(_DEAD, values)
+                break
+            except Exception as db_exc:  # noqa: BLE001 - wait for the database
+                if self._stopping.is_set():
+                    raise
+                log.warning("cannot write dead letter yet: %s", db_exc)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.settings.consumer_backoff_max_seconds)
+        DEAD_LETTERS.labels(self.settings.service, reason).inc()
+        log.error("dead letter %s/%s@%s: %s", record.topic, record.partition, record.offset, values["error"])
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass

@@ -1,0 +1,122 @@
+"""Async engine and the unit of work: a state change and its outbox rows commit together."""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.clock import Clock
+from shared.envelope import Envelope
+from shared.events import Event
+from shared.telemetry import current_traceparent
+
+OUTBOX_CHANNEL = "motcua_outbox"
+
+_INSERT_OUTBOX = text(
+    """
+    INSERT INTO outbox (event_id, topic, key, type, payload, headers, created_at)
+    VALUES (CAST(:event_id AS uuid), :topic, :key, :type, CAST(:payload AS jsonb), CAST(:headers AS jsonb), :created_at)
+    """
+)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The same URL as asyncpg itself takes it (no SQLAlchemy driver suffix)."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same URL with the asyncpg driver named for SQLAlchemy."""
+    if url.startswith("postgresql://"):
+        return url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    if url.startswith("postgres://"):
+        return url.replace("postgres://", "postgresql+asyncpg://", 1)
+    return url
+
+
+class Database:
+    """One service's database: engine, sessions and units of work."""
+
+    def __init__(self, url: str, *, service: str, namespace: str, clock: Clock, pool_size: int = 10) -> None:
+        self.url = sqlalchemy_url(url)
+        self.service = service
+        self.namespace = namespace
+        self.clock = clock
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        )
+        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    def unit_of_work(self, *, actor: str | None = None) -> UnitOfWork:
+        """A new transaction for one command or one consumed event."""
+        return UnitOfWork(self, actor=actor)
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+class UnitOfWork:
+    """``async with db.unit_of_work() as tx``: commits on success, rolls back on error."""
+
+    def __init__(self, db: Database, *, actor: str | None) -> None:
+        self.db = db
+        self.actor = actor
+        self.session: AsyncSession = db.sessions()
+        self.emitted: list[Envelope] = []
+
+    async def __aenter__(self) -> UnitOfWork:
+        await self.session.begin()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc_type is None:
+                if self.emitted:
+                    await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+                await self.session.commit()
+            else:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def emit(self, event: Event) -> Envelope:
+        """Write the event to the outbox inside this transaction."""
+        envelope = Envelope.wrap(
+            event,
+            source=f"/motcua/{self.db.service}",
+            time=self.db.clock.now(),
+            traceparent=current_traceparent(),
+            actor=self.actor,
+        )
+        headers: dict[str, Any] = {"source": envelope.source, "subject": envelope.subject, "time": envelope.time.isoformat()}
+        if envelope.traceparent:
+            headers["traceparent"] = envelope.traceparent
+        if envelope.actor:
+            headers["actor"] = envelope.actor
+        await self.session.execute(
+            _INSERT_OUTBOX,
+            {
+                "event_id": envelope.id,
+                "topic": f"{self.db.namespace}.{event.producer}",
+                "key": envelope.subject,
+                "type": envelope.type,
+                "payload": json.dumps(envelope.data, ensure_ascii=False),
+                "headers": json.dumps(headers, ensure_ascii=False),
+                "created_at": envelope.time,
+            },
+        )
+        self.emitted.append(envelope)
+        return envelope

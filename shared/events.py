@@ -1,0 +1,242 @@
+"""Event catalog: versioned, frozen Pydantic models, registered by their CloudEvents type.
+
+Each event is a fact about one dossier; its ``dossier_code`` is the CloudEvents
+subject and the Kafka key, so one dossier's events stay in order on one partition.
+A change that breaks a schema gets a new type (``….v2``); old types stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+INTAKE, WORKFLOW, DIGITIZATION, PAYMENTS = "intake", "workflow", "digitization", "payments"
+PRODUCERS = (INTAKE, WORKFLOW, DIGITIZATION, PAYMENTS)
+
+REGISTRY: dict[str, type[Event]] = {}
+
+Channel = Literal["counter", "online", "postal"]
+
+
+class Event(BaseModel):
+    """Base of every event: a fact about one dossier at one unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ClassVar[str]
+    producer: ClassVar[str]
+
+    dossier_code: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=64, description="electronic identifier of the unit (QCVN 102:2016)")
+    occurred_at: AwareDatetime
+
+    def __init_subclass__(cls, *, type: str | None = None, producer: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type is None:
+            return
+        if producer not in PRODUCERS:
+            raise ValueError(f"{cls.__name__}: unknown producer {producer!r}")
+        if type in REGISTRY:
+            raise ValueError(f"event type {type} registered twice")
+        cls.type, cls.producer = type, producer
+        REGISTRY[type] = cls
+
+
+def event_class(type_: str) -> type[Event] | None:
+    """The model registered for a CloudEvents type."""
+    return REGISTRY.get(type_)
+
+
+# ---- intake ---------------------------------------------------------------
+
+
+class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTAKE):
+    """A dossier was accepted (Form 01 issued), with its receipt and appointment."""
+
+    procedure_code: str
+    procedure_name: str
+    procedure_version: int = 1
+    applicant_name: str
+    channel: Channel
+    received_at: AwareDatetime
+    appointment_at: AwareDatetime | None = Field(description="null only for results returned on the spot")
+    due_at_original: AwareDatetime | None = None
+    received_by: str | None = None
+
+
+class DossierSupplemented(Event, type="vn.motcua.dossier.supplemented.v1", producer=INTAKE):
+    """The applicant handed in the requested additions."""
+
+    supplemented_at: AwareDatetime
+
+
+class DossierWithdrawn(Event, type="vn.motcua.dossier.withdrawn.v1", producer=INTAKE):
+    """The applicant withdrew the dossier."""
+
+    reason: str | None = None
+
+
+# ---- workflow -------------------------------------------------------------
+
+
+class CaseAssigned(Event, type="vn.motcua.case.assigned.v1", producer=WORKFLOW):
+    """A department or specialist took the case."""
+
+    department: str | None = None
+    assignee: str | None = None
+
+
+class CaseSupplementRequested(Event, type="vn.motcua.case.supplement_requested.v1", producer=WORKFLOW):
+    """Additions were requested (Form 02); the clock pauses."""
+
+    reason: str
+    requested_items: list[str] = Field(default_factory=list)
+
+
+class CaseTransferred(Event, type="vn.motcua.case.transferred.v1", producer=WORKFLOW):
+    """An inter-agency (liên thông) step went out."""
+
+    to_agency: str
+    step_due_at: AwareDatetime | None = None
+
+
+class CaseTransferReturned(Event, type="vn.motcua.case.transfer_returned.v1", producer=WORKFLOW):
+    """An inter-agency step came back."""
+
+    from_agency: str
+
+
+class CaseApproved(Event, type="vn.motcua.case.approved.v1", producer=WORKFLOW):
+    """The leader approved the result."""
+
+    approved_by: str | None = None
+
+
+class CaseRejected(Event, type="vn.motcua.case.rejected.v1", producer=WORKFLOW):
+    """The dossier was refused during processing, with a reason."""
+
+    reason: str
+
+
+class CaseResultReady(Event, type="vn.motcua.case.result_ready.v1", producer=WORKFLOW):
+    """Processing ended (national status 9): the signed result is ready."""
+
+    finished_at: AwareDatetime
+    timeliness: Literal["early", "on_time", "late"]
+
+
+class CaseReturned(Event, type="vn.motcua.case.returned.v1", producer=WORKFLOW):
+    """The result went back to the applicant (national status 10)."""
+
+    returned_at: AwareDatetime
+    return_channel: Channel
+    timeliness: Literal["early", "on_time", "late"]
+
+
+class CaseDeadlineWarning(Event, type="vn.motcua.case.deadline_warning.v1", producer=WORKFLOW):
+    """The deadline is near."""
+
+    due_at: AwareDatetime
+
+
+class CaseOverdue(Event, type="vn.motcua.case.overdue.v1", producer=WORKFLOW):
+    """The deadline passed with the case still open."""
+
+    due_at: AwareDatetime
+    holder: str | None = None
+
+
+class CaseApologyIssued(Event, type="vn.motcua.case.apology_issued.v1", producer=WORKFLOW):
+    """The apology letter (Form 04) with a new appointment."""
+
+    reason: str
+    new_appointment_at: AwareDatetime
+
+
+class CaseRated(Event, type="vn.motcua.case.rated.v1", producer=WORKFLOW):
+    """The applicant's satisfaction rating."""
+
+    rating: Literal["very_satisfied", "satisfied", "dissatisfied"]
+
+
+# ---- digitization ---------------------------------------------------------
+
+
+class DocumentDigitized(Event, type="vn.motcua.document.digitized.v1", producer=DIGITIZATION):
+    """A paper of the dossier or its result was digitized."""
+
+    document_id: str
+    stage: Literal["intake", "result"]
+    sha256: str
+    pages: int = Field(ge=0)
+
+
+class DocumentSigned(Event, type="vn.motcua.document.signed.v1", producer=DIGITIZATION):
+    """A result was digitally signed."""
+
+    document_id: str
+    signer: str
+    certificate_serial: str
+
+
+class DocumentReused(Event, type="vn.motcua.document.reused.v1", producer=DIGITIZATION):
+    """A stored document served a new dossier."""
+
+    document_id: str
+    source_dossier_code: str | None = None
+
+
+# ---- payments -------------------------------------------------------------
+
+
+class PaymentRequested(Event, type="vn.motcua.payment.requested.v1", producer=PAYMENTS):
+    """A fee is due for the dossier."""
+
+    payment_id: str
+    amount: Decimal = Field(ge=0, decimal_places=0)
+    currency: Literal["VND"] = "VND"
+
+
+class PaymentConfirmed(Event, type="vn.motcua.payment.confirmed.v1", producer=PAYMENTS):
+    """The bank, the payment platform or the counter confirmed the payment."""
+
+    payment_id: str
+    amount: Decimal = Field(ge=0, decimal_places=0)
+    channel: Literal["online", "counter"]
+    provider_transaction_id: str | None = None
+
+
+class PaymentRefunded(Event, type="vn.motcua.payment.refunded.v1", producer=PAYMENTS):
+    """A payment was refunded."""
+
+    payment_id: str
+    amount: Decimal = Field(ge=0, decimal_places=0)
+
+
+class PaymentFailed(Event, type="vn.motcua.payment.failed.v1", producer=PAYMENTS):
+    """A payment attempt failed or did not match."""
+
+    payment_id: str
+    reason: str
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every registered event type."""
+    return {type_: model.model_json_schema() for type_, model in sorted(REGISTRY.items())}
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    """Write one ``<type>.schema.json`` per event type; return the files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for type_, schema in json_schemas().items():
+        schema = {"$id": f"urn:motcua:event:{type_}", "title": type_, **schema}
+        path = directory / f"{type_}.schema.json"
+        path.write_text(json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,225 @@
+"""The one composition root every service shares: app, lifespan, health, metrics, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.auth import Principal, Role, TokenVerifier, require_roles
+from shared.clock import Clock, SystemClock
+from shared.consumer import EventConsumer, Subscription
+from shared.db import Database
+from shared.errors import PROBLEM_JSON, install_problem_handlers
+from shared.logs import configure_logging
+from shared.metrics import HTTP_REQUESTS
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+from shared.telemetry import current_trace_id, setup_tracing
+
+log = logging.getLogger("motcua.service")
+
+
+def get_db(request: Request) -> Database:
+    """Dependency: the service's database."""
+    return request.app.state.db
+
+
+def get_clock(request: Request) -> Clock:
+    """Dependency: the service's clock."""
+    return request.app.state.clock
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+class _HttpObservability:
+    """Pure ASGI middleware: latency histogram by route template, and the trace id on every response."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def _send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                trace_id = current_trace_id()
+                if trace_id:
+                    message.setdefault("headers", []).append((b"x-trace-id", trace_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+class DeadLetterPublic(BaseModel):
+    """A poison event kept for inspection."""
+
+    id: int
+    event_id: str | None
+    type: str | None
+    subject: str | None
+    topic: str
+    partition: int
+    offset: int
+    error: str
+    attempts: int
+    payload: str
+    created_at: datetime
+
+
+class DeadLettersPublic(BaseModel):
+    """A page of dead letters."""
+
+    data: list[DeadLetterPublic]
+    count: int
+
+
+def _platform_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", tags=["platform"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", tags=["platform"], summary="Readiness: the database answers; Kafka state reported")
+    async def readyz(request: Request) -> JSONResponse:
+        state = request.app.state
+        checks: dict[str, Any] = {}
+        try:
+            await asyncio.wait_for(state.db.ping(), timeout=2)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["database"] = f"error: {type(exc).__name__}"
+        if state.consumer is not None:
+            checks["consumer"] = "connected" if state.consumer.connected else "connecting"
+        if state.relay is not None:
+            checks["relay"] = "leader" if state.relay.is_leader else "standby"
+        ready = checks["database"] == "ok"
+        body = {"status": "ready" if ready else "not ready", "service": state.settings.service, "checks": checks}
+        if not ready:
+            body = {"type": "urn:motcua:problem:not-ready", "title": "Not ready", "status": 503, **body}
+        return JSONResponse(body, status_code=200 if ready else 503, media_type=None if ready else PROBLEM_JSON)
+
+    @router.get("/metrics", tags=["platform"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get(
+        "/api/v1/dead-letters",
+        tags=["platform"],
+        summary="Events this service could not apply",
+        response_model=DeadLettersPublic,
+    )
+    async def dead_letters(
+        request: Request,
+        _user: Annotated[Principal, require_roles(Role.ADMIN, Role.AUDITOR)],
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> DeadLettersPublic:
+        db: Database = request.app.state.db
+        async with db.sessions() as session:
+            total = (await session.execute(text("SELECT count(*) FROM dead_letters"))).scalar_one()
+            rows = (
+                await session.execute(
+                    text(
+                        'SELECT id, event_id, type, subject, topic, partition, "offset", error, attempts, payload, created_at '
+                        "FROM dead_letters ORDER BY id DESC LIMIT :limit OFFSET :offset"
+                    ),
+                    {"limit": limit, "offset": offset},
+                )
+            ).mappings()
+            return DeadLettersPublic(data=[DeadLetterPublic(**r) for r in rows], count=total)
+
+    return router
+
+
+def build_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    subscription: Subscription | None,
+    clock: Clock | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> FastAPI:
+    """A service's FastAPI app; the lifespan owns the engine, the relay and the consumer."""
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(
+            settings.database_url,
+            service=settings.service,
+            namespace=settings.kafka_topic_namespace,
+            clock=clock,
+            pool_size=settings.database_pool_size,
+        )
+        app.state.db = db
+        relay = OutboxRelay(settings, db) if settings.run_relay else None
+        consumer = EventConsumer(settings, db, subscription) if settings.run_consumer and subscription else None
+        app.state.relay, app.state.consumer = relay, consumer
+        tasks = [asyncio.create_task(loop.run(), name=f"{settings.service}-{type(loop).__name__}") for loop in (relay, consumer) if loop]
+        log.info("%s started", settings.service)
+        try:
+            yield
+        finally:
+            for loop in (relay, consumer):
+                if loop:
+                    await loop.stop()
+            done, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await db.dispose()
+            log.info("%s stopped", settings.service)
+
+    configure_logging(settings.service, settings.log_level, settings.log_json)
+    setup_tracing(settings.service, settings.otel_exporter_otlp_endpoint, span_exporter)
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.db = None
+    app.state.relay = app.state.consumer = None
+    app.state.token_verifier = TokenVerifier(
+        settings.verification_key(),
+        algorithm=settings.jwt_algorithm,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    install_problem_handlers(app)
+    app.include_router(_platform_router())
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(_HttpObservability, service=settings.service)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app

@@ -1,0 +1,88 @@
+"""Typed, environment-driven settings shared by every service.
+
+A service-prefixed variable (``INTAKE_DATABASE_URL``) overrides the shared one
+(``DATABASE_URL``); ``os.environ`` is read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service reads; subclasses set ``service`` and add their own."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    service: ClassVar[str] = "service"
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/motcua"
+    database_pool_size: int = 10
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_enable_idempotence: bool = False
+    kafka_topic_namespace: str = "motcua"
+    kafka_topic_partitions: int = 4
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Roles of one process; Kubernetes may split them without new code.
+    run_relay: bool = True
+    run_consumer: bool = True
+    relay_poll_seconds: float = 1.0
+    relay_batch_size: int = 500
+    outbox_retention_hours: float = 168.0
+    consumer_max_attempts: int = 5
+    consumer_backoff_initial_seconds: float = 0.1
+    consumer_backoff_max_seconds: float = 10.0
+    jwt_public_key_file: Path | None = None
+    jwt_public_key: str | None = None
+    jwt_algorithm: str = "EdDSA"
+    jwt_issuer: str = "motcua"
+    jwt_audience: str = "motcua"
+    otel_exporter_otlp_endpoint: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Service-prefixed variables first, then the shared ones."""
+        prefixed = EnvSettingsSource(settings_cls, env_prefix=f"{cls.service.upper()}_", case_sensitive=False)
+        return (init_settings, prefixed, env_settings, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> ServiceSettings:
+        if self.environment == "production" and not (self.jwt_public_key or self.jwt_public_key_file):
+            raise ValueError("production needs JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE")
+        if self.environment == "production" and (self.jwt_public_key or "").strip().lower() in PLACEHOLDER_SECRETS - {""}:
+            raise ValueError("JWT_PUBLIC_KEY holds a placeholder")
+        return self
+
+    def topic(self, producer: str) -> str:
+        """Kafka topic of a producing service."""
+        return f"{self.kafka_topic_namespace}.{producer}"
+
+    @property
+    def consumer_group(self) -> str:
+        """Kafka consumer group of this service."""
+        return f"{self.kafka_topic_namespace}.{self.service}"
+
+    def verification_key(self) -> str | None:
+        """PEM text of the key that verifies bearer tokens."""
+        if self.jwt_public_key:
+            return self.jwt_public_key
+        if self.jwt_public_key_file and self.jwt_public_key_file.exists():
+            return self.jwt_public_key_file.read_text()
+        return None

@@ -1,0 +1,39 @@
+"""Session fixtures: one real Postgres and one real Kafka-protocol broker, started here and stopped at the end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from tests.support.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server of the test session's own (never the one under .motcua/)."""
+    data = tmp_path_factory.mktemp("pgdata")
+    server = EmbeddedPostgres(data, port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A Tansu broker of the test session's own."""
+    server = EmbeddedBroker(port=free_port(), log_path=tmp_path_factory.mktemp("broker") / "broker.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(postgres: EmbeddedPostgres, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """All five services as real processes, shared by the end-to-end tests (each test uses its own unit)."""
+    running = Stack(postgres, broker, Path(tmp_path_factory.mktemp("stack")))
+    await running.start()
+    yield running
+    running.stop()
