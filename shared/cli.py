@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -12,8 +11,7 @@ import time
 from importlib import import_module
 from pathlib import Path
 
-SERVICES = ("intake", "workflow", "digitization", "payments", "reporting")
-PORTS = {"intake": 8001, "workflow": 8002, "digitization": 8003, "payments": 8004, "reporting": 8005}
+from shared.migrate import SERVICES
 
 
 def settings_class(service: str):  # noqa: ANN201 - returns a ServiceSettings subclass
@@ -92,102 +90,47 @@ def cmd_events_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_ready(urls: dict[str, str], children: dict[str, subprocess.Popen], timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    pending = dict(urls)
-    while pending:
-        for service, url in list(pending.items()):
-            if children[service].poll() is not None:
-                raise RuntimeError(f"{service} exited with code {children[service].returncode}; see its log")
-            try:
-                body = httpx.get(f"{url}/readyz", timeout=1).json()
-                if body.get("status") == "ready" and body["checks"].get("consumer", "connected") == "connected":
-                    del pending[service]
-            except (httpx.HTTPError, ValueError):
-                pass
-        if pending and time.monotonic() > deadline:
-            raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
-        time.sleep(0.2)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Start Postgres, the broker and all five services; stop everything on Ctrl-C."""
-    from shared.auth import generate_keypair
+    import asyncio
+
     from shared.devstack import EmbeddedBroker, EmbeddedPostgres
-    from shared.migrate import upgrade
+    from shared.localstack import PORTS, Stack
 
     started = time.monotonic()
     root = home()
-    (root / "logs").mkdir(parents=True, exist_ok=True)
     (root / "pgdata").mkdir(parents=True, exist_ok=True)
-    _, public_key = generate_keypair(root / "jwt")
     pg = EmbeddedPostgres(root / "pgdata", port=args.pg_port)
     broker = EmbeddedBroker(port=args.kafka_port, log_path=root / "logs" / "broker.log")
-    children: dict[str, subprocess.Popen] = {}
-    stopping = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        print("\nstopping…", flush=True)
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for service, child in children.items():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        broker.stop()
-        pg.stop()
-        print("stopped.", flush=True)
-
-    signal.signal(signal.SIGTERM, lambda *_: (_stop(), sys.exit(0)))
+    stack: Stack | None = None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         pg.start()
-        print(f"postgres  127.0.0.1:{args.pg_port}  data {root / 'pgdata'}", flush=True)
+        print(f"postgres  127.0.0.1:{args.pg_port}  data in {root / 'pgdata'}", flush=True)
         broker.start()
         print(f"broker    {broker.bootstrap_servers}  (Tansu, in memory)", flush=True)
-        env = dict(os.environ)
-        env.update(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-                "JWT_PUBLIC_KEY_FILE": str(public_key),
-                "ENVIRONMENT": env.get("ENVIRONMENT", "development"),
-            }
-        )
-        for service in SERVICES:
-            pg.ensure_database(database_name(service))
-            url = pg.dsn(database_name(service)).replace("postgresql://", "postgresql+asyncpg://", 1)
-            env[f"{service.upper()}_DATABASE_URL"] = url
-            env[f"{service.upper()}_PORT"] = str(PORTS[service])
-            upgrade(service, url)
-        print("migrations applied", flush=True)
-        for service in SERVICES:
-            log = open(root / "logs" / f"{service}.log", "ab")  # noqa: SIM115 - owned by the child for its life
-            children[service] = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "serve", service], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        urls = {s: f"http://127.0.0.1:{PORTS[s]}" for s in SERVICES}
-        _wait_ready(urls, children, timeout=args.timeout)
+        stack = Stack(pg, broker, root, ports=PORTS)
+        asyncio.run(stack.start(timeout=args.timeout))
         print(f"\nmotcua is ready in {time.monotonic() - started:.1f}s:")
-        for service, url in urls.items():
-            print(f"  {service:<13} {url}/docs")
-        print(f"logs in {root / 'logs'}; a clerk's token: .venv/bin/motcua token --role clerk --unit 000.00.12.H56")
+        for service in SERVICES:
+            print(f"  {service:<13} {stack.url(service)}/docs")
+        print(f"logs in {root / 'logs'}")
+        print("a clerk's token:  .venv/bin/motcua token --role clerk --unit 000.00.12.H56")
         print("Ctrl-C stops everything.", flush=True)
-        while all(child.poll() is None for child in children.values()):
+        while all(p.exited() is None for p in stack.services.values()):
             time.sleep(0.5)
-        dead = [s for s, c in children.items() if c.poll() is not None]
-        print(f"{', '.join(dead)} exited; stopping the stack", file=sys.stderr)
+        dead = [s for s, p in stack.services.items() if p.exited() is not None]
+        print(f"{', '.join(dead)} exited (see {root / 'logs'}); stopping the stack", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop()
+        print("\nstopping…", flush=True)
+        if stack is not None:
+            stack.stop()
+        broker.stop()
+        pg.stop()
+        print("stopped.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -210,16 +210,20 @@ class EmbeddedPostgres:
 
     def ensure_database(self, name: str) -> None:
         """CREATE DATABASE ``name`` unless it exists (safe under concurrent callers)."""
-        self._psql(
-            "SELECT format('CREATE DATABASE %I', :'name') "
-            "WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \\gexec",
-            name=name,
-            tolerate="42P04",  # duplicate_database: a concurrent caller won the race
-        )
+        try:
+            self._psql("SELECT format('CREATE DATABASE %I', :'name') "
+                       "WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \\gexec", name=name)
+        except RuntimeError:
+            if not self._database_exists(name):  # else a concurrent caller created it first (42P04 or 23505)
+                raise
 
     def drop_database(self, name: str) -> None:
         """DROP DATABASE IF EXISTS ``name`` WITH (FORCE), disconnecting its sessions."""
-        self._psql("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'name') \\gexec", name=name)
+        try:
+            self._psql("SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'name') \\gexec", name=name)
+        except RuntimeError:
+            if self._database_exists(name):  # else a concurrent caller dropped it first
+                raise
 
     def bin(self, name: str) -> Path:
         """Path of a PostgreSQL program of the embedded build (``psql``, ``pgbench``, ...)."""
@@ -290,17 +294,17 @@ class EmbeddedPostgres:
         except OSError:
             return pid  # no /proc (macOS) or not allowed to look: trust the pid file
 
-    def _clear_stale_pidfile(self, wait: float = 2) -> None:
-        """Remove a postmaster.pid whose process is dead but unreaped, or reused (PostgreSQL would refuse to start)."""
+    def _clear_stale_pidfile(self) -> None:
+        """Remove a postmaster.pid whose process is dead but not yet reaped, or reused (PostgreSQL would refuse)."""
         pid = self._pidfile_pid()
         if pid is None or not Path("/proc/self").exists():
             return  # without /proc, leave the judgement to PostgreSQL
-        deadline = time.monotonic() + wait
-        while _pid_state(pid) == "zombie" and time.monotonic() < deadline:
-            time.sleep(0.01)  # an orphaned postmaster is normally reaped by init within milliseconds
-        if _pid_state(pid) != "gone" and self._postmaster_pid() is None:
-            with contextlib.suppress(FileNotFoundError):
-                (self.data_dir / "postmaster.pid").unlink()
+        if _pid_state(pid) == "gone" or self._postmaster_pid() is not None:
+            return
+        for lock in [*self.data_dir.glob(".s.PGSQL.*.lock"), self.data_dir / "postmaster.pid"]:
+            with contextlib.suppress(OSError):
+                if lock.read_text().split("\n", 1)[0].strip().lstrip("-") == str(pid):
+                    lock.unlink()
 
     def _socket_dir(self) -> str:
         """Where the Unix socket goes: the data directory, or nowhere (TCP only) if its path is too long."""
@@ -354,16 +358,18 @@ class EmbeddedPostgres:
             raise RuntimeError(f"{Path(cmd[0]).name} did not finish within {timeout:g}s\n"
                                f"--- {self.log_path} ---\n{_tail(self.log_path)}") from exc
 
-    def _psql(self, script: str, *, tolerate: str | None = None, **variables: str) -> str:
+    def _database_exists(self, name: str) -> bool:
+        """Whether a database of that name exists."""
+        return self._psql("SELECT count(*) FROM pg_database WHERE datname = :'name'", "-tA", name=name).strip() == "1"
+
+    def _psql(self, script: str, *options: str, **variables: str) -> str:
         """Run a psql script against the ``postgres`` database over TCP; RuntimeError on SQL errors."""
         cmd = [str(self.bin("psql")), "-X", "-q", "-w", "-v", "ON_ERROR_STOP=1",
-               "-h", self.host, "-p", str(self.port), "-U", PG_SUPERUSER, "-d", "postgres"]
+               "-h", self.host, "-p", str(self.port), "-U", PG_SUPERUSER, "-d", "postgres", *options]
         for key, value in variables.items():
             cmd += ["-v", f"{key}={value}"]
         result = self._run(cmd, as_server=False, timeout=60, input="\\set VERBOSITY sqlstate\n" + script + "\n")
         if result.returncode != 0:
-            if tolerate and tolerate in result.stderr:
-                return result.stdout
             raise RuntimeError(f"psql failed on {self.host}:{self.port} (exit {result.returncode}): "
                                f"{result.stderr.strip()}")
         return result.stdout

@@ -158,10 +158,14 @@ class OutboxRelay:
         await asyncio.gather(*futures)
 
     async def _housekeeping(self) -> None:
-        async with self.db.sessions() as session, session.begin():
-            count, age = (await session.execute(_BACKLOG)).one()
-            keep = timedelta(hours=self.settings.outbox_retention_hours)
-            await session.execute(_PURGE, {"keep": f"{int(keep.total_seconds())} seconds"})
+        """Backlog metrics and purging of old sent rows; a failure here never stops publishing."""
+        try:
+            async with self.db.sessions() as session, session.begin():
+                count, age = (await session.execute(_BACKLOG)).one()
+                await session.execute(_PURGE, {"keep": timedelta(hours=self.settings.outbox_retention_hours)})
+        except Exception as exc:  # noqa: BLE001 - reported; the next round tries again
+            log.warning("outbox housekeeping failed: %s", exc)
+            return
         OUTBOX_BACKLOG.labels(self.settings.service).set(count or 0)
         OUTBOX_OLDEST_AGE.labels(self.settings.service).set(float(age or 0))
 

@@ -33,7 +33,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 @pytest.fixture(scope="session")
 async def stack(postgres: EmbeddedPostgres, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """All five services as real processes, shared by the end-to-end tests (each test uses its own unit)."""
-    running = Stack(postgres, broker, Path(tmp_path_factory.mktemp("stack")))
+    running = Stack.isolated(postgres, broker, Path(tmp_path_factory.mktemp("stack")))
     await running.start()
     yield running
     running.stop()
