@@ -6,7 +6,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from shared.settings import ServiceSettings
 
@@ -35,8 +35,8 @@ def make_consumer(settings: ServiceSettings, topics: list[str]) -> AIOKafkaConsu
         group_id=settings.consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        session_timeout_ms=10000,
-        heartbeat_interval_ms=2000,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 5, 100),
         metadata_max_age_ms=5000,
         max_poll_records=500,
         retry_backoff_ms=200,
@@ -53,10 +53,11 @@ async def ensure_topics(settings: ServiceSettings, topics: list[str]) -> None:
         if not missing:
             return
         new = [NewTopic(name=t, num_partitions=settings.kafka_topic_partitions, replication_factor=1) for t in missing]
-        try:
-            await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass
+        response = await admin.create_topics(new)
+        for entry in response.topic_errors:
+            topic, code = entry[0], entry[1]
+            if code not in (0, TopicAlreadyExistsError.errno):
+                raise for_code(code)(f"cannot create topic {topic}")
         log.info("created topics %s", missing)
     finally:
         await admin.close()

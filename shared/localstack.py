@@ -129,6 +129,8 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "KAFKA_TOPIC_NAMESPACE": namespace,
             "JWT_PUBLIC_KEY_FILE": str(self.public_key_path),
+            # One machine, one broker: a short session makes group joins and failover take seconds, not tens.
+            "KAFKA_SESSION_TIMEOUT_MS": "3000",
             **(env or {}),
         }
         for service in self.names:

@@ -29,6 +29,7 @@ class ServiceSettings(BaseSettings):
     kafka_enable_idempotence: bool = False
     kafka_topic_namespace: str = "motcua"
     kafka_topic_partitions: int = 4
+    kafka_session_timeout_ms: int = 10000
     host: str = "127.0.0.1"
     port: int = 8000
     # Roles of one process; Kubernetes may split them without new code.
