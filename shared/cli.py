@@ -81,6 +81,40 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clock(args: argparse.Namespace) -> int:
+    """Move (or show) the clock of every service of the running local stack."""
+    from datetime import datetime
+
+    import httpx
+
+    from shared.auth import issue_token
+    from shared.localstack import PORTS
+
+    key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
+    token = issue_token(key_file.read_text(), subject="clock-cli", roles=["admin"], units=["*"])
+    headers = {"Authorization": f"Bearer {token}"}
+    failed = False
+    for service in SERVICES:
+        url = f"http://127.0.0.1:{PORTS[service]}/api/v1/admin/clock"
+        try:
+            if args.clock_command == "set":
+                instant = datetime.fromisoformat(args.instant)
+                response = httpx.put(url, json={"now": instant.isoformat()}, headers=headers, timeout=5)
+            else:
+                response = httpx.get(url, headers=headers, timeout=5)
+        except httpx.HTTPError as exc:
+            print(f"{service:<13} unreachable: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        body = response.json()
+        if response.status_code != 200:
+            print(f"{service:<13} refused: {body.get('detail', body)}", file=sys.stderr)
+            failed = True
+        else:
+            print(f"{service:<13} {body['now']}  (offset {body['offset_seconds']:.0f}s)")
+    return 1 if failed else 0
+
+
 def cmd_events_schema(args: argparse.Namespace) -> int:
     """Write the JSON Schema of every event type."""
     from shared.events import write_schemas
@@ -161,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--name", help="display name")
     token.add_argument("--hours", type=float, default=8)
     token.set_defaults(func=cmd_token)
+
+    clock = sub.add_parser("clock", help="move time forward in the running local stack (never in production)")
+    clock_sub = clock.add_subparsers(dest="clock_command", required=True)
+    clock_set = clock_sub.add_parser("set", help="jump every service to an instant (ISO 8601 with offset)")
+    clock_set.add_argument("instant", help="e.g. 2026-12-01T09:00:00+07:00")
+    clock_set.set_defaults(func=cmd_clock)
+    clock_show = clock_sub.add_parser("show", help="print every service's current time")
+    clock_show.set_defaults(func=cmd_clock)
 
     events = sub.add_parser("events", help="event catalog tools")
     events_sub = events.add_subparsers(dest="events_command", required=True)

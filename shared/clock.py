@@ -44,6 +44,27 @@ class ManualClock:
         self._now = instant.astimezone(UTC)
 
 
+class OffsetClock:
+    """The system clock moved forward by an offset (development and test stacks only)."""
+
+    def __init__(self, base: Clock | None = None) -> None:
+        self.base = base or SystemClock()
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        """The base clock's instant plus the offset."""
+        return self.base.now() + self.offset
+
+    def move_to(self, instant: datetime) -> timedelta:
+        """Jump forward to ``instant``; time never runs backwards. Returns the new offset."""
+        if instant.tzinfo is None:
+            raise ValueError("the instant needs a UTC offset")
+        if instant < self.now():
+            raise ValueError(f"the clock only moves forward; it is already {self.now().isoformat()}")
+        self.offset = instant - self.base.now()
+        return self.offset
+
+
 def local(instant: datetime) -> datetime:
     """The instant as shown in Vietnam."""
     return instant.astimezone(VN_TZ)

@@ -20,10 +20,10 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Principal, Role, TokenVerifier, require_roles
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, OffsetClock, SystemClock
 from shared.consumer import EventConsumer, Subscription
 from shared.db import Database
-from shared.errors import PROBLEM_JSON, install_problem_handlers
+from shared.errors import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.logs import configure_logging
 from shared.metrics import HTTP_REQUESTS
 from shared.outbox import OutboxRelay
@@ -78,6 +78,19 @@ class _HttpObservability:
             HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).observe(
                 time.perf_counter() - started
             )
+
+
+class ClockPublic(BaseModel):
+    """The service's notion of now."""
+
+    now: datetime
+    offset_seconds: float
+
+
+class ClockMove(BaseModel):
+    """Where to move the clock."""
+
+    now: datetime
 
 
 class DeadLetterPublic(BaseModel):
@@ -159,6 +172,32 @@ def _platform_router() -> APIRouter:
             ).mappings()
             return DeadLettersPublic(data=[DeadLetterPublic(**r) for r in rows], count=total)
 
+    @router.get("/api/v1/admin/clock", tags=["platform"], summary="The service's current time", response_model=ClockPublic)
+    async def get_clock_now(request: Request) -> ClockPublic:
+        clock = request.app.state.clock
+        offset = clock.offset.total_seconds() if isinstance(clock, OffsetClock) else 0.0
+        return ClockPublic(now=clock.now(), offset_seconds=offset)
+
+    @router.put(
+        "/api/v1/admin/clock",
+        tags=["platform"],
+        summary="Move the clock forward (development and test stacks only)",
+        response_model=ClockPublic,
+    )
+    async def move_clock(
+        request: Request, body: ClockMove, _user: Annotated[Principal, require_roles(Role.ADMIN)]
+    ) -> ClockPublic:
+        clock = request.app.state.clock
+        if not isinstance(clock, OffsetClock):
+            raise Problem(403, "clock-fixed", "The clock cannot be moved", "Only development and test stacks move time.")
+        if body.now.tzinfo is None:
+            raise Problem(422, "validation-error", "The request is not valid", "now: needs a UTC offset, e.g. +07:00.")
+        try:
+            offset = clock.move_to(body.now)
+        except ValueError as exc:
+            raise Problem(409, "clock-backwards", "The clock only moves forward", str(exc)) from exc
+        return ClockPublic(now=clock.now(), offset_seconds=offset.total_seconds())
+
     return router
 
 
@@ -173,7 +212,8 @@ def build_app(
     span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     """A service's FastAPI app; the lifespan owns the engine, the relay and the consumer."""
-    clock = clock or SystemClock()
+    # Outside production the clock can be moved forward (``motcua clock set``) to drive deadline paths.
+    clock = clock or (SystemClock() if settings.environment == "production" else OffsetClock())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

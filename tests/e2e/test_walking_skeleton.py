@@ -25,8 +25,8 @@ async def test_a_received_dossier_becomes_an_accepted_case_and_is_counted(stack:
     assert response.status_code == 201, response.text
     receipt = response.json()
     code = receipt["code"]
-    today = datetime.now(VN).strftime("%y%m%d")
-    assert code == f"{unit}-{today}-0001"
+    day_of_receipt = datetime.fromisoformat(receipt["received_at"]).astimezone(VN).strftime("%y%m%d")
+    assert code == f"{unit}-{day_of_receipt}-0001"
     assert datetime.fromisoformat(receipt["appointment_at"]) > datetime.fromisoformat(receipt["received_at"])
 
     async with stack.client("workflow", "specialist", units=[unit]) as workflow:
