@@ -67,6 +67,13 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
     appointment_at: AwareDatetime | None = Field(description="null only for results returned on the spot")
     due_at_original: AwareDatetime | None = None
     received_by: str | None = None
+    legal_due_at: AwareDatetime | None = Field(default=None, description="due by the legal time limit (reports use it)")
+    receiving_unit: str | None = Field(default=None, description="the one-stop unit that received it, when not `unit`")
+    on_the_spot: bool = Field(default=False, description="a '4 tại chỗ' procedure")
+    fee_due: int = Field(default=0, ge=0, description="fee assessed at reception, VND")
+    fee_pending: bool = Field(default=False, description="a per-page fee waits for the page count")
+    reused_components: int = Field(default=0, ge=0, description="components taken from the citizen's document store")
+    return_channel: Channel | None = None
 
 
 class DossierSupplemented(Event, type="vn.motcua.dossier.supplemented.v1", producer=INTAKE):
@@ -83,6 +90,8 @@ class DossierWithdrawn(Event, type="vn.motcua.dossier.withdrawn.v1", producer=IN
 
 # ---- workflow -------------------------------------------------------------
 
+Timeliness = Literal["early", "on_time", "late"]
+
 
 class CaseAssigned(Event, type="vn.motcua.case.assigned.v1", producer=WORKFLOW):
     """A department or specialist took the case."""
@@ -96,6 +105,17 @@ class CaseSupplementRequested(Event, type="vn.motcua.case.supplement_requested.v
 
     reason: str
     requested_items: list[str] = Field(default_factory=list)
+    supplement_number: int = Field(default=1, ge=1, description="1 for the lawful request; more marks the dossier late")
+    remaining_working_days: int | None = Field(default=None, ge=0, description="working days left when the clock paused")
+    marks_late: bool = Field(default=False, description="a second request, or one after the deadline")
+
+
+class CaseClockResumed(Event, type="vn.motcua.case.clock_resumed.v1", producer=WORKFLOW):
+    """The requested additions arrived: the clock runs again with the working days that were left."""
+
+    supplemented_at: AwareDatetime
+    due_at: AwareDatetime | None = Field(description="the new deadline (NgayHenTraMoi)")
+    remaining_working_days: int | None = Field(default=None, ge=0)
 
 
 class CaseTransferred(Event, type="vn.motcua.case.transferred.v1", producer=WORKFLOW):
@@ -103,12 +123,15 @@ class CaseTransferred(Event, type="vn.motcua.case.transferred.v1", producer=WORK
 
     to_agency: str
     step_due_at: AwareDatetime | None = None
+    step_days: int | None = Field(default=None, ge=1, description="the step's share of the time, working days")
+    from_unit: str | None = None
 
 
 class CaseTransferReturned(Event, type="vn.motcua.case.transfer_returned.v1", producer=WORKFLOW):
     """An inter-agency step came back."""
 
     from_agency: str
+    step_late: bool | None = Field(default=None, description="the step came back after its own deadline")
 
 
 class CaseApproved(Event, type="vn.motcua.case.approved.v1", producer=WORKFLOW):
@@ -121,13 +144,24 @@ class CaseRejected(Event, type="vn.motcua.case.rejected.v1", producer=WORKFLOW):
     """The dossier was refused during processing, with a reason."""
 
     reason: str
+    timeliness: Timeliness | None = Field(default=None, description="the refusal judged against the deadline")
+
+
+class CaseStopped(Event, type="vn.motcua.case.stopped.v1", producer=WORKFLOW):
+    """Processing was stopped (national status 8)."""
+
+    reason: str
+    timeliness: Timeliness | None = Field(
+        default=None, description="set when stopped while waiting for additions: judged at the request time"
+    )
 
 
 class CaseResultReady(Event, type="vn.motcua.case.result_ready.v1", producer=WORKFLOW):
     """Processing ended (national status 9): the signed result is ready."""
 
     finished_at: AwareDatetime
-    timeliness: Literal["early", "on_time", "late"]
+    timeliness: Timeliness
+    due_at: AwareDatetime | None = Field(default=None, description="the deadline it was judged against")
 
 
 class CaseReturned(Event, type="vn.motcua.case.returned.v1", producer=WORKFLOW):
@@ -135,7 +169,10 @@ class CaseReturned(Event, type="vn.motcua.case.returned.v1", producer=WORKFLOW):
 
     returned_at: AwareDatetime
     return_channel: Channel
-    timeliness: Literal["early", "on_time", "late"]
+    timeliness: Timeliness
+    finished_at: AwareDatetime | None = Field(default=None, description="end of processing (NgayKetThucXuLy)")
+    tracking_number: str | None = Field(default=None, description="postal tracking number")
+    on_the_spot: bool = Field(default=False, description="received, decided and returned in one sitting (4 tại chỗ)")
 
 
 class CaseDeadlineWarning(Event, type="vn.motcua.case.deadline_warning.v1", producer=WORKFLOW):
@@ -149,6 +186,7 @@ class CaseOverdue(Event, type="vn.motcua.case.overdue.v1", producer=WORKFLOW):
 
     due_at: AwareDatetime
     holder: str | None = None
+    holder_unit: str | None = Field(default=None, description="unit or department holding the case when it went late")
 
 
 class CaseApologyIssued(Event, type="vn.motcua.case.apology_issued.v1", producer=WORKFLOW):
@@ -156,12 +194,40 @@ class CaseApologyIssued(Event, type="vn.motcua.case.apology_issued.v1", producer
 
     reason: str
     new_appointment_at: AwareDatetime
+    timely: bool | None = Field(default=None, description="issued at least one working day before the deadline")
+    deadline_at: AwareDatetime | None = Field(default=None, description="the deadline the apology was judged against")
+
+
+class CaseDelayExplained(Event, type="vn.motcua.case.delay_explained.v1", producer=WORKFLOW):
+    """The written explanation of a late dossier to the head of the unit (báo cáo giải trình)."""
+
+    explanation: str
+    holder_unit: str | None = None
+    holder_officer: str | None = None
 
 
 class CaseRated(Event, type="vn.motcua.case.rated.v1", producer=WORKFLOW):
     """The applicant's satisfaction rating."""
 
     rating: Literal["very_satisfied", "satisfied", "dissatisfied"]
+    criteria: dict[str, str | int | bool] = Field(default_factory=dict, description="DOMAIN §1.7 criteria answered")
+    comment: str | None = None
+
+
+class CaseFeedbackReceived(Event, type="vn.motcua.case.feedback_received.v1", producer=WORKFLOW):
+    """Citizen feedback (phản ánh, kiến nghị) about the dossier, with its own answer deadline."""
+
+    feedback_id: str
+    channel: str
+    due_at: AwareDatetime
+
+
+class CaseFeedbackAnswered(Event, type="vn.motcua.case.feedback_answered.v1", producer=WORKFLOW):
+    """The feedback was answered."""
+
+    feedback_id: str
+    answered_at: AwareDatetime
+    timeliness: Timeliness
 
 
 # ---- digitization ---------------------------------------------------------

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -201,6 +201,14 @@ def _platform_router() -> APIRouter:
     return router
 
 
+class BackgroundLoop(Protocol):
+    """A loop the lifespan owns: started after the database, stopped (and awaited) before it closes."""
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def build_app(
     settings: ServiceSettings,
     *,
@@ -210,8 +218,14 @@ def build_app(
     subscription: Subscription | None,
     clock: Clock | None = None,
     span_exporter: SpanExporter | None = None,
+    on_start: Callable[[FastAPI], None] | None = None,
+    loops: Callable[[FastAPI], list[BackgroundLoop]] | None = None,
 ) -> FastAPI:
-    """A service's FastAPI app; the lifespan owns the engine, the relay and the consumer."""
+    """A service's FastAPI app; the lifespan owns the engine, the relay, the consumer and any service loops.
+
+    ``on_start(app)`` runs once the database exists (for per-app caches); ``loops(app)`` gives the
+    service's own background loops (sweeps, pushers), run beside the relay and the consumer.
+    """
     # Outside production the clock can be moved forward (``motcua clock set``) to drive deadline paths.
     clock = clock or (SystemClock() if settings.environment == "production" else OffsetClock())
 
@@ -225,17 +239,19 @@ def build_app(
             pool_size=settings.database_pool_size,
         )
         app.state.db = db
+        if on_start:
+            on_start(app)
         relay = OutboxRelay(settings, db) if settings.run_relay else None
         consumer = EventConsumer(settings, db, subscription) if settings.run_consumer and subscription else None
         app.state.relay, app.state.consumer = relay, consumer
-        tasks = [asyncio.create_task(loop.run(), name=f"{settings.service}-{type(loop).__name__}") for loop in (relay, consumer) if loop]
+        owned: list[BackgroundLoop] = [loop for loop in (relay, consumer) if loop] + (loops(app) if loops else [])
+        tasks = [asyncio.create_task(loop.run(), name=f"{settings.service}-{type(loop).__name__}") for loop in owned]
         log.info("%s started", settings.service)
         try:
             yield
         finally:
-            for loop in (relay, consumer):
-                if loop:
-                    await loop.stop()
+            for loop in owned:
+                await loop.stop()
             done, pending = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
             for task in pending:
                 task.cancel()

@@ -1,59 +1,221 @@
-"""Intake rules: the dossier code and the appointment. Pure: no I/O."""
+"""Intake rules: procedures and their versions, appointments, dossier codes, fees, the webhook signature.
+
+Pure: no I/O, no clock (times come in as arguments).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from shared.calendar import TimeLimit, TimeUnit, WorkingCalendar, due_at
 from shared.clock import local
+from shared.fees import FeeItem, FeeLine, FeeUnit, PagesNeeded, assess
 
-SEED_FILE = Path(__file__).with_name("seed_procedures.json")
+SEED_FILE = Path(__file__).with_name("seed") / "procedures.json"
+SEED_EFFECTIVE_FROM = date(2000, 1, 1)
+DEFAULT_CODE_FORMAT = "{unit}-{day:%y%m%d}-{sequence:04d}"
 
 
-class UnknownProcedure(Exception):
-    """No procedure with that national code in the catalog."""
+class OnlineLevel(StrEnum):
+    """How far a procedure can be done online (Decree 42/2022)."""
+
+    FULL = "full"
+    PARTIAL = "partial"
+    IN_PERSON = "in_person"
+
+
+STATUS_NAMES: dict[int, str] = {
+    1: "Mới đăng ký",
+    2: "Được tiếp nhận",
+    3: "Không được tiếp nhận",
+    4: "Đang xử lý",
+    5: "Yêu cầu bổ sung giấy tờ",
+    6: "Yêu cầu thực hiện nghĩa vụ tài chính",
+    7: "Công dân yêu cầu rút hồ sơ",
+    8: "Dừng xử lý",
+    9: "Đã xử lý xong",
+    10: "Đã trả kết quả",
+}
+OPEN_STATUSES = frozenset({2, 4, 5, 6})
+# What each workflow event means for the status shown to the citizen and pushed to the portal.
+STATUS_BY_EVENT: dict[str, int] = {
+    "vn.motcua.case.assigned.v1": 4,
+    "vn.motcua.case.supplement_requested.v1": 5,
+    "vn.motcua.case.transferred.v1": 4,
+    "vn.motcua.case.transfer_returned.v1": 4,
+    "vn.motcua.case.approved.v1": 4,
+    "vn.motcua.case.rejected.v1": 3,
+    "vn.motcua.case.result_ready.v1": 9,
+    "vn.motcua.case.returned.v1": 10,
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    """A paper a procedure asks for."""
+
+    name: str
+    mandatory: bool = True
+    form: str = "original"
+    digitize: bool = True
+
+
+@dataclass(frozen=True)
+class LienThongStep:
+    """One agency's share of an inter-agency procedure's time."""
+
+    agency: str
+    amount: int
+    unit: TimeUnit
 
 
 @dataclass(frozen=True)
 class Procedure:
-    """A procedure as the walking skeleton needs it (the full catalog comes with its own issue)."""
+    """One version of a procedure of the catalog."""
 
     code: str
     name: str
     field: str
-    limit: TimeLimit
+    time_limit: TimeLimit
+    online_level: OnlineLevel
+    version: int = 1
+    effective_from: date = SEED_EFFECTIVE_FROM
+    code_verified: bool = True
+    committed_limit: TimeLimit | None = None
+    fee_lines: tuple[FeeLine, ...] = ()
+    components: tuple[Component, ...] = ()
+    on_the_spot: bool = False
+    lien_thong_steps: tuple[LienThongStep, ...] = ()
+    evidence: str = ""
+
+    @property
+    def has_fee(self) -> bool:
+        """Whether any line can charge something."""
+        return any(line.amount > 0 or (line.online_amount or 0) > 0 for line in self.fee_lines)
 
 
-@cache
-def seed_procedures() -> dict[str, Procedure]:
-    """Procedures of DOMAIN.md §6 that have a national code, by code."""
-    rows = json.loads(SEED_FILE.read_text(encoding="utf-8"))
+def _limit(data: dict[str, Any]) -> TimeLimit:
+    return TimeLimit(
+        amount=int(data["amount"]),
+        unit=TimeUnit(data["unit"]),
+        cutoff_rule=bool(data.get("cutoff_rule", True)),
+        verification_extra=int(data.get("verification_extra", 0)),
+    )
+
+
+def _limit_json(limit: TimeLimit) -> dict[str, Any]:
     return {
-        row["code"]: Procedure(
-            code=row["code"],
-            name=row["name"],
-            field=row["field"],
-            limit=TimeLimit(amount=row["limit"], unit=TimeUnit(row["unit"])),
-        )
-        for row in rows
+        "amount": limit.amount,
+        "unit": limit.unit.value,
+        "cutoff_rule": limit.cutoff_rule,
+        "verification_extra": limit.verification_extra,
     }
 
 
-def find_procedure(code: str) -> Procedure:
-    """The procedure with this national code."""
-    try:
-        return seed_procedures()[code]
-    except KeyError:
-        raise UnknownProcedure(code) from None
+def procedure_from_json(data: dict[str, Any], *, version: int = 1, effective_from: date = SEED_EFFECTIVE_FROM) -> Procedure:
+    """A procedure from its catalog document."""
+    return Procedure(
+        code=data["code"],
+        name=data["name"],
+        field=data["field"],
+        time_limit=_limit(data["time_limit"]),
+        online_level=OnlineLevel(data["online_level"]),
+        version=version,
+        effective_from=effective_from,
+        code_verified=bool(data.get("code_verified", True)),
+        committed_limit=_limit(data["committed_limit"]) if data.get("committed_limit") else None,
+        fee_lines=tuple(
+            FeeLine(
+                code=f["code"],
+                name=f["name"],
+                amount=int(f["amount"]),
+                unit=FeeUnit(f.get("unit", "per_case")),
+                online_amount=f.get("online_amount"),
+                reduced_from_page=f.get("reduced_from_page"),
+                reduced_amount=f.get("reduced_amount"),
+                cap_per_copy=f.get("cap_per_copy"),
+                exemptions=tuple(f.get("exemptions", ())),
+            )
+            for f in data.get("fee_lines", ())
+        ),
+        components=tuple(Component(**c) for c in data.get("components", ())),
+        on_the_spot=bool(data.get("on_the_spot", False)),
+        lien_thong_steps=tuple(
+            LienThongStep(agency=s["agency"], amount=int(s["amount"]), unit=TimeUnit(s["unit"]))
+            for s in data.get("lien_thong_steps", ())
+        ),
+        evidence=data.get("evidence", ""),
+    )
 
 
-def dossier_code(unit: str, received_at: datetime, sequence: int) -> str:
-    """``<unit>-<yymmdd>-<daily sequence>`` (DOMAIN.md §1.8), the date as in Vietnam."""
-    return f"{unit}-{receipt_day(received_at):%y%m%d}-{sequence:04d}"
+def procedure_to_json(p: Procedure) -> dict[str, Any]:
+    """The catalog document of a procedure version (without version and date, which are the catalog's)."""
+    return {
+        "code": p.code,
+        "code_verified": p.code_verified,
+        "name": p.name,
+        "field": p.field,
+        "time_limit": _limit_json(p.time_limit),
+        "committed_limit": _limit_json(p.committed_limit) if p.committed_limit else None,
+        "fee_lines": [
+            {
+                "code": f.code,
+                "name": f.name,
+                "amount": f.amount,
+                "unit": f.unit.value,
+                "online_amount": f.online_amount,
+                "reduced_from_page": f.reduced_from_page,
+                "reduced_amount": f.reduced_amount,
+                "cap_per_copy": f.cap_per_copy,
+                "exemptions": list(f.exemptions),
+            }
+            for f in p.fee_lines
+        ],
+        "online_level": p.online_level.value,
+        "components": [c.__dict__ for c in p.components],
+        "on_the_spot": p.on_the_spot,
+        "lien_thong_steps": [{"agency": s.agency, "amount": s.amount, "unit": s.unit.value} for s in p.lien_thong_steps],
+        "evidence": p.evidence,
+    }
+
+
+@cache
+def seed_documents() -> tuple[dict[str, Any], ...]:
+    """The procedures of DOMAIN.md §6 as catalog documents (version 1 of each)."""
+    return tuple(json.loads(SEED_FILE.read_text(encoding="utf-8")))
+
+
+# ---- appointments -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Appointment:
+    """When the result is promised, and when the law says it is due."""
+
+    appointment_at: datetime
+    legal_due_at: datetime
+
+
+def appointment(received_at: datetime, procedure: Procedure, calendar: WorkingCalendar, *, verification: bool = False) -> Appointment:
+    """The appointment follows the unit's committed time when it publishes one; the legal limit stays on record."""
+    legal = due_at(received_at, procedure.time_limit, calendar, verification=verification)
+    committed = (
+        due_at(received_at, procedure.committed_limit, calendar, verification=verification)
+        if procedure.committed_limit
+        else legal
+    )
+    return Appointment(appointment_at=min(committed, legal), legal_due_at=legal)
+
+
+# ---- dossier codes ----------------------------------------------------------
 
 
 def receipt_day(received_at: datetime) -> date:
@@ -61,6 +223,48 @@ def receipt_day(received_at: datetime) -> date:
     return local(received_at).date()
 
 
-def appointment(received_at: datetime, procedure: Procedure, calendar: WorkingCalendar) -> datetime:
-    """When the result is promised, by the procedure's legal time limit."""
-    return due_at(received_at, procedure.limit, calendar)
+def dossier_code(unit: str, received_at: datetime, sequence: int, code_format: str = DEFAULT_CODE_FORMAT) -> str:
+    """``<unit>-<yymmdd>-<daily sequence>`` by default (DOMAIN.md §1.8); the format is a setting."""
+    return code_format.format(unit=unit, day=receipt_day(received_at), sequence=sequence)
+
+
+def province_of(unit: str) -> str:
+    """The province part of a QCVN 102:2016 unit code (``000.00.12.H56`` → ``H56``)."""
+    return unit.rsplit(".", 1)[-1]
+
+
+# ---- fees -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeeAssessment:
+    """The fee assessed at reception; per-page lines wait for the page count."""
+
+    items: tuple[FeeItem, ...] = ()
+    total: int = 0
+    pending: tuple[str, ...] = field(default_factory=tuple)
+
+
+def assess_fee(procedure: Procedure, *, online: bool, pages: int | None, copies: int, exemption: str | None) -> FeeAssessment:
+    """Assess every line that can be assessed now."""
+    items, pending = [], []
+    for line in procedure.fee_lines:
+        try:
+            items.extend(assess([line], online=online, pages=pages, copies=copies, exemption=exemption))
+        except PagesNeeded:
+            pending.append(line.code)
+    return FeeAssessment(items=tuple(items), total=sum(i.amount for i in items), pending=tuple(pending))
+
+
+# ---- the portal webhook signature ------------------------------------------
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 over ``<timestamp>.<body>``."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """Constant-time comparison of the expected and the given signature."""
+    given = signature.removeprefix("sha256=")
+    return hmac.compare_digest(webhook_signature(secret, timestamp, body), given)

@@ -3,37 +3,203 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Column, DateTime, Field, SQLModel, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlmodel import Column, DateTime, Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
-class DossierBase(SQLModel):
-    """Fields a dossier is received with."""
+class ProcedureVersion(SQLModel, table=True):
+    """One published version of a procedure; a dossier keeps the version it was received under."""
 
-    procedure_code: str = Field(max_length=32)
-    applicant_name: str = Field(max_length=200)
-    channel: str = Field(max_length=16)
+    __tablename__ = "procedure_versions"
+
+    code: str = Field(primary_key=True, max_length=32)
+    version: int = Field(primary_key=True)
+    effective_from: date
+    name: str
+    field: str
+    document: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    published_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    published_by: str
 
 
-class Dossier(DossierBase, table=True):
-    """A dossier accepted at this unit (Form 01 issued)."""
+class CalendarDay(SQLModel, table=True):
+    """A day an admin declared working or off for a province, on top of the national calendar."""
+
+    __tablename__ = "calendar_days"
+
+    province: str = Field(primary_key=True, max_length=16)
+    day: date = Field(primary_key=True)
+    working: bool
+    note: str
+    changed_by: str
+    changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Dossier(SQLModel, table=True):
+    """A dossier accepted at a one-stop unit (Form 01 issued)."""
 
     __tablename__ = "dossiers"
-    __table_args__ = (sa.UniqueConstraint("unit", "idempotency_key", name="dossiers_idempotency"),)
 
     code: str = Field(primary_key=True, max_length=64)
-    unit: str = Field(index=True, max_length=64)
+    unit: str = Field(index=True, max_length=64, description="the unit competent to decide (processing unit)")
+    receiving_unit: str = Field(max_length=64)
+    procedure_code: str = Field(max_length=32)
+    procedure_version: int
     procedure_name: str
+    channel: str = Field(max_length=16)
+    applicant_kind: str = Field(max_length=16)
+    applicant_name: str = Field(max_length=200)
+    applicant_id_number: str | None = Field(default=None, max_length=12)
+    applicant_tax_code: str | None = Field(default=None, max_length=14)
+    applicant_address: str | None = None
+    applicant_phone: str | None = Field(default=None, max_length=20)
+    applicant_email: str | None = Field(default=None, max_length=254)
+    components: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    sets: int = 1
+    return_channel: str = Field(max_length=16)
+    postal_tracking_number: str | None = Field(default=None, max_length=64)
+    portal_dossier_id: str | None = Field(default=None, max_length=128)
+    submitted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    appointment_at: datetime | None = Field(sa_column=Column(DateTime(timezone=True)))
+    appointment_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    legal_due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    fee: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    status: int = 2
     received_by: str
     idempotency_key: str | None = Field(default=None, max_length=128)
 
 
+class IntakeRecord(SQLModel, table=True):
+    """A dossier not accepted: guided elsewhere, asked to complete (Form 02) or refused (Form 03)."""
+
+    __tablename__ = "intake_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True, max_length=80)
+    outcome: str = Field(max_length=16)
+    unit: str = Field(index=True, max_length=64)
+    procedure_code: str | None = Field(default=None, max_length=32)
+    procedure_name: str | None = None
+    channel: str = Field(max_length=16)
+    applicant_name: str = Field(max_length=200)
+    details: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str
+
+
+class PortalPush(SQLModel, table=True):
+    """A status change of an online dossier, owed to the portal (pushed in id order per dossier)."""
+
+    __tablename__ = "portal_pushes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dossier_code: str = Field(index=True, max_length=64)
+    portal_dossier_id: str = Field(max_length=128)
+    status: int
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_error: str | None = None
+
+
+# ---- procedures -------------------------------------------------------------
+
+
+async def procedure_at(*, session: AsyncSession, code: str, day: date) -> ProcedureVersion | None:
+    """The version of a procedure in force on a day."""
+    result = await session.exec(
+        select(ProcedureVersion)
+        .where(ProcedureVersion.code == code, ProcedureVersion.effective_from <= day)
+        .order_by(col(ProcedureVersion.effective_from).desc(), col(ProcedureVersion.version).desc())
+        .limit(1)
+    )
+    return result.first()
+
+
+async def procedure_version(*, session: AsyncSession, code: str, version: int) -> ProcedureVersion | None:
+    """One exact version."""
+    return await session.get(ProcedureVersion, (code, version))
+
+
+async def procedures_at(*, session: AsyncSession, day: date, field: str | None, text: str | None) -> list[ProcedureVersion]:
+    """The version in force on a day of every procedure, optionally of one field or matching a text."""
+    ranked = (
+        select(
+            ProcedureVersion,
+            sa.func.row_number()
+            .over(
+                partition_by=ProcedureVersion.code,
+                order_by=(col(ProcedureVersion.effective_from).desc(), col(ProcedureVersion.version).desc()),
+            )
+            .label("rank"),
+        )
+        .where(ProcedureVersion.effective_from <= day)
+        .subquery()
+    )
+    current = sa.orm.aliased(ProcedureVersion, ranked)
+    query = select(current).where(ranked.c.rank == 1)
+    if field:
+        query = query.where(current.field == field)
+    if text:
+        query = query.where(sa.or_(current.name.ilike(f"%{text}%"), current.code.ilike(f"%{text}%")))
+    result = await session.exec(query.order_by(current.field, current.code))
+    return list(result.all())
+
+
+async def versions(*, session: AsyncSession, code: str | None = None) -> list[ProcedureVersion]:
+    """Every version (of one procedure, or of all), oldest first."""
+    query = select(ProcedureVersion)
+    if code:
+        query = query.where(ProcedureVersion.code == code)
+    result = await session.exec(query.order_by(ProcedureVersion.code, ProcedureVersion.version))
+    return list(result.all())
+
+
+async def latest_version_number(*, session: AsyncSession, code: str) -> int:
+    """The highest version number of a procedure (0 when new); locks nothing, the primary key decides races."""
+    result = await session.execute(sa.select(sa.func.max(ProcedureVersion.version)).where(ProcedureVersion.code == code))
+    return result.scalar_one() or 0
+
+
+def add(*, session: AsyncSession, row: SQLModel) -> None:
+    """Stage a new row."""
+    session.add(row)
+
+
+# ---- calendar ---------------------------------------------------------------
+
+
+async def calendar_days(*, session: AsyncSession, province: str) -> list[CalendarDay]:
+    """Every admin-declared day of a province."""
+    result = await session.exec(select(CalendarDay).where(CalendarDay.province == province).order_by(CalendarDay.day))
+    return list(result.all())
+
+
+async def put_calendar_day(*, session: AsyncSession, day: CalendarDay) -> None:
+    """Declare (or re-declare) a day."""
+    values = day.model_dump()
+    await session.execute(
+        insert(CalendarDay).values(**values).on_conflict_do_update(index_elements=["province", "day"], set_=values)
+    )
+
+
+async def delete_calendar_day(*, session: AsyncSession, province: str, day: date) -> bool:
+    """Forget a declared day; True when there was one."""
+    result = await session.execute(sa.delete(CalendarDay).where(CalendarDay.province == province, CalendarDay.day == day))
+    return result.rowcount == 1
+
+
+# ---- dossiers ---------------------------------------------------------------
+
+
 async def next_sequence(*, session: AsyncSession, unit: str, day: date) -> int:
-    """The unit's next dossier number for the day (the row lock serialises concurrent receipts)."""
+    """The unit's next dossier number for the day; the row lock serialises concurrent receptions across replicas."""
     result = await session.execute(
         sa.text(
             """
@@ -47,17 +213,77 @@ async def next_sequence(*, session: AsyncSession, unit: str, day: date) -> int:
     return result.scalar_one()
 
 
-async def get(*, session: AsyncSession, code: str) -> Dossier | None:
-    """The dossier with this code."""
-    return await session.get(Dossier, code)
+async def get(*, session: AsyncSession, code: str, lock: bool = False) -> Dossier | None:
+    """The dossier with this code (row-locked for the transaction when asked)."""
+    return await session.get(Dossier, code, with_for_update=lock)
 
 
 async def by_idempotency_key(*, session: AsyncSession, unit: str, key: str) -> Dossier | None:
-    """The dossier a repeated request already created."""
-    result = await session.exec(select(Dossier).where(Dossier.unit == unit, Dossier.idempotency_key == key))
+    """The dossier a repeated counter request already created."""
+    result = await session.exec(select(Dossier).where(Dossier.receiving_unit == unit, Dossier.idempotency_key == key))
     return result.first()
 
 
-def add(*, session: AsyncSession, dossier: Dossier) -> None:
-    """Stage a new dossier."""
-    session.add(dossier)
+async def by_portal_id(*, session: AsyncSession, portal_dossier_id: str) -> Dossier | None:
+    """The dossier a portal submission already created."""
+    result = await session.exec(select(Dossier).where(Dossier.portal_dossier_id == portal_dossier_id))
+    return result.first()
+
+
+async def remember_webhook(*, session: AsyncSession, signature: str, at: datetime) -> bool:
+    """Record a webhook signature; False when it was seen before (a replay)."""
+    result = await session.execute(
+        sa.text("INSERT INTO webhook_replays (signature, received_at) VALUES (:s, :at) ON CONFLICT DO NOTHING"),
+        {"s": signature, "at": at},
+    )
+    return result.rowcount == 1
+
+
+async def forget_old_webhooks(*, session: AsyncSession, before: datetime) -> None:
+    """Drop replay records older than the acceptance window."""
+    await session.execute(sa.text("DELETE FROM webhook_replays WHERE received_at < :before"), {"before": before})
+
+
+async def next_record_sequence(*, session: AsyncSession, unit: str, day: date) -> int:
+    """Daily number of not-accepted records (shares the dossier sequence table under a marker)."""
+    return await next_sequence(session=session, unit=f"{unit}#R", day=day)
+
+
+async def record(*, session: AsyncSession, reference: str) -> IntakeRecord | None:
+    """A not-accepted record by its reference."""
+    result = await session.exec(select(IntakeRecord).where(IntakeRecord.reference == reference))
+    return result.first()
+
+
+# ---- portal push-back -------------------------------------------------------
+
+
+async def due_pushes(*, session: AsyncSession, now: datetime, limit: int) -> list[PortalPush]:
+    """The oldest unsent push of each dossier whose retry time has come, locked for this sender."""
+    oldest = (
+        select(sa.func.min(PortalPush.id)).where(col(PortalPush.sent_at).is_(None)).group_by(PortalPush.dossier_code)
+    ).scalar_subquery()
+    result = await session.exec(
+        select(PortalPush)
+        .where(col(PortalPush.id).in_(oldest), PortalPush.next_attempt_at <= now)
+        .order_by(PortalPush.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(result.all())
+
+
+async def push_backlog(*, session: AsyncSession, now: datetime) -> tuple[int, float]:
+    """Unsent pushes and the age in seconds of the oldest."""
+    count, oldest = (
+        await session.execute(
+            sa.select(sa.func.count(), sa.func.min(PortalPush.created_at)).where(col(PortalPush.sent_at).is_(None))
+        )
+    ).one()
+    return count, (now - oldest).total_seconds() if oldest else 0.0
+
+
+async def pushes(*, session: AsyncSession, dossier_code: str) -> list[PortalPush]:
+    """Every push of a dossier in order."""
+    result = await session.exec(select(PortalPush).where(PortalPush.dossier_code == dossier_code).order_by(PortalPush.id))
+    return list(result.all())
