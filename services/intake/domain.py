@@ -5,8 +5,6 @@ Pure: no I/O, no clock (times come in as arguments).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -254,17 +252,3 @@ def assess_fee(procedure: Procedure, *, online: bool, pages: int | None, copies:
         except PagesNeeded:
             pending.append(line.code)
     return FeeAssessment(items=tuple(items), total=sum(i.amount for i in items), pending=tuple(pending))
-
-
-# ---- the portal webhook signature ------------------------------------------
-
-
-def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 over ``<timestamp>.<body>``."""
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
-def signature_valid(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    """Constant-time comparison of the expected and the given signature."""
-    given = signature.removeprefix("sha256=")
-    return hmac.compare_digest(webhook_signature(secret, timestamp, body), given)

@@ -32,6 +32,7 @@ from shared.events import (
     Event,
 )
 from shared.identity import InvalidIdentifier, check_tax_code, parse_citizen_id
+from shared.webhooks import check_signed_request
 
 # ---- commands ---------------------------------------------------------------
 
@@ -457,24 +458,11 @@ async def receive_portal_dossier(
 
 
 async def check_webhook(tx: UnitOfWork, *, settings: IntakeSettings, timestamp: str | None, signature: str | None, body: bytes) -> None:
-    """Refuse a forged, stale or replayed portal request (401/409)."""
-    if not settings.portal_webhook_secret:
-        raise Problem(503, "webhook-disabled", "Portal webhook not configured", "INTAKE_PORTAL_WEBHOOK_SECRET is not set.")
-    if not timestamp or not signature:
-        raise Problem(401, "webhook-unsigned", "Unsigned request", "X-Portal-Timestamp and X-Portal-Signature are required.")
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        raise Problem(401, "webhook-unsigned", "Unsigned request", "X-Portal-Timestamp: Unix seconds expected.") from None
-    if not domain.signature_valid(settings.portal_webhook_secret, timestamp, body, signature):
-        raise Problem(401, "webhook-forged", "Signature does not match", "The HMAC-SHA256 of '<timestamp>.<body>' differs.")
-    now = tx.db.clock.now()
-    age = now.timestamp() - sent
-    if abs(age) > settings.portal_webhook_max_age_seconds:
-        raise Problem(401, "webhook-stale", "Request too old", f"Signed {age:.0f}s ago; the window is {settings.portal_webhook_max_age_seconds}s.")
-    await store.forget_old_webhooks(session=tx.session, before=now - timedelta(seconds=2 * settings.portal_webhook_max_age_seconds))
-    if not await store.remember_webhook(session=tx.session, signature=signature.removeprefix("sha256="), at=now):
-        raise Problem(409, "webhook-replayed", "Request replayed", "This exact signed request was already received.")
+    """Refuse a forged, stale or replayed portal request."""
+    await check_signed_request(
+        tx.session, secret=settings.portal_webhook_secret, timestamp=timestamp, given=signature, body=body,
+        now=tx.db.clock.now(), max_age_seconds=settings.portal_webhook_max_age_seconds, who="Portal",
+    )  # fmt: skip
 
 
 async def record_not_accepted(tx: UnitOfWork, cmd: NotAccepted, *, user: Principal, unit: str) -> store.IntakeRecord:

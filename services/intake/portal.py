@@ -17,8 +17,9 @@ from datetime import timedelta
 import httpx
 from prometheus_client import Counter, Gauge
 
-from services.intake import domain, store
+from services.intake import store
 from services.intake.settings import IntakeSettings
+from shared import webhooks
 from shared.db import Database
 
 log = logging.getLogger("motcua.intake.portal")
@@ -86,7 +87,7 @@ class PortalPusher:
         headers = {"Content-Type": "application/json; charset=utf-8", "X-Motcua-Timestamp": timestamp,
                    "Idempotency-Key": f"{push.dossier_code}:{push.status}:{push.id}"}  # fmt: skip
         if self.settings.portal_sync_secret:
-            headers["X-Motcua-Signature"] = "sha256=" + domain.webhook_signature(self.settings.portal_sync_secret, timestamp, body)
+            headers["X-Motcua-Signature"] = "sha256=" + webhooks.signature(self.settings.portal_sync_secret, timestamp, body)
         try:
             response = await self._client.post(str(self.settings.portal_sync_url), content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -230,20 +230,6 @@ async def by_portal_id(*, session: AsyncSession, portal_dossier_id: str) -> Doss
     return result.first()
 
 
-async def remember_webhook(*, session: AsyncSession, signature: str, at: datetime) -> bool:
-    """Record a webhook signature; False when it was seen before (a replay)."""
-    result = await session.execute(
-        sa.text("INSERT INTO webhook_replays (signature, received_at) VALUES (:s, :at) ON CONFLICT DO NOTHING"),
-        {"s": signature, "at": at},
-    )
-    return result.rowcount == 1
-
-
-async def forget_old_webhooks(*, session: AsyncSession, before: datetime) -> None:
-    """Drop replay records older than the acceptance window."""
-    await session.execute(sa.text("DELETE FROM webhook_replays WHERE received_at < :before"), {"before": before})
-
-
 async def next_record_sequence(*, session: AsyncSession, unit: str, day: date) -> int:
     """Daily number of not-accepted records (shares the dossier sequence table under a marker)."""
     return await next_sequence(session=session, unit=f"{unit}#R", day=day)

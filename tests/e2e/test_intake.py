@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pypdf import PdfReader
 
-from services.intake.domain import webhook_signature
+from shared.webhooks import signature as webhook_signature
 from shared.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.envelope import Envelope
 from shared.events import CaseSupplementRequested

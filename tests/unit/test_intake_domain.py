@@ -88,14 +88,6 @@ def test_the_province_is_the_last_part_of_the_unit_code() -> None:
     assert domain.province_of("000.00.12.H56") == "H56"
 
 
-def test_the_webhook_signature_covers_timestamp_and_body() -> None:
-    signature = domain.webhook_signature("s3cret", "1700000000", b'{"a":1}')
-    assert domain.signature_valid("s3cret", "1700000000", b'{"a":1}', "sha256=" + signature)
-    assert not domain.signature_valid("s3cret", "1700000001", b'{"a":1}', signature)
-    assert not domain.signature_valid("s3cret", "1700000000", b'{"a":2}', signature)
-    assert not domain.signature_valid("other", "1700000000", b'{"a":1}', signature)
-
-
 @pytest.mark.parametrize("status", sorted(domain.STATUS_NAMES))
 def test_every_national_status_has_its_vietnamese_name(status: int) -> None:
     assert domain.STATUS_NAMES[status]

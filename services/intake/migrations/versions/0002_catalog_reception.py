@@ -13,6 +13,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.intake.domain import SEED_EFFECTIVE_FROM, seed_documents
+from shared.webhooks import create_replay_table
 
 revision = "0002"
 down_revision = "0001"
@@ -101,11 +102,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.Text, nullable=False),
     )
-    op.create_table(
-        "webhook_replays",
-        sa.Column("signature", sa.String(128), primary_key=True),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    )
+    create_replay_table()
     op.create_table(
         "portal_pushes",
         sa.Column("id", sa.BigInteger, sa.Identity(always=False), primary_key=True),
