@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
@@ -65,8 +63,3 @@ def current_trace_id() -> str | None:
     """Trace id of the active span, as hex."""
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
-
-
-def header_map(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Plain dict copy of headers (helper for carriers)."""
-    return dict(headers or {})

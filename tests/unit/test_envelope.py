@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from shared.envelope import DecodeError, Envelope, UnknownEventType
 from shared.events import REGISTRY, DossierReceived, json_schemas, write_schemas
@@ -69,7 +70,7 @@ def test_an_unknown_type_and_a_schema_mismatch_are_told_apart() -> None:
 
 def test_events_are_frozen_facts() -> None:
     event = make_received()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         event.applicant_name = "someone else"  # type: ignore[misc]
 
 
