@@ -74,6 +74,12 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
     fee_pending: bool = Field(default=False, description="a per-page fee waits for the page count")
     reused_components: int = Field(default=0, ge=0, description="components taken from the citizen's document store")
     return_channel: Channel | None = None
+    fee_lines: list[dict[str, Any]] | None = Field(
+        default=None, description="the procedure version's fee lines as the catalog stores them (payments assesses from them)"
+    )
+    pages: int | None = Field(default=None, ge=1, description="page count given at reception, for fees charged per page")
+    copies: int = Field(default=1, ge=1, description="copies asked for, for fees charged per copy or per page")
+    fee_exemption: str | None = Field(default=None, description="the fee exemption the applicant qualifies for")
 
 
 class DossierSupplemented(Event, type="vn.motcua.dossier.supplemented.v1", producer=INTAKE):
@@ -154,6 +160,10 @@ class CaseStopped(Event, type="vn.motcua.case.stopped.v1", producer=WORKFLOW):
     timeliness: Timeliness | None = Field(
         default=None, description="set when stopped while waiting for additions: judged at the request time"
     )
+
+
+class CasePaymentAwaited(Event, type="vn.motcua.case.payment_awaited.v1", producer=WORKFLOW):
+    """Approved and signed, the result waits only for the fee (national status 6)."""
 
 
 class CaseResultReady(Event, type="vn.motcua.case.result_ready.v1", producer=WORKFLOW):
@@ -240,6 +250,14 @@ class DocumentDigitized(Event, type="vn.motcua.document.digitized.v1", producer=
     stage: Literal["intake", "result"]
     sha256: str
     pages: int = Field(ge=0)
+    kind: Literal["scan", "result", "certified_copy"] = Field(default="scan", description="what was digitized")
+    component_code: str | None = Field(default=None, description="the dossier component (MaThanhPhanHoSo)")
+    component_name: str | None = None
+    mandatory: bool | None = Field(default=None, description="a mandatory component of the procedure")
+    paper_code: str | None = Field(default=None, description="the paper type (MaGiayTo)")
+    signed: bool = Field(default=False, description="sealed with the unit's certificate when digitized")
+    certificate_serial: str | None = None
+    owner_filed: bool = Field(default=False, description="filed in the owner's document store")
 
 
 class DocumentSigned(Event, type="vn.motcua.document.signed.v1", producer=DIGITIZATION):
@@ -248,6 +266,10 @@ class DocumentSigned(Event, type="vn.motcua.document.signed.v1", producer=DIGITI
     document_id: str
     signer: str
     certificate_serial: str
+    sha256: str | None = Field(default=None, description="SHA-256 of the signed file")
+    pages: int | None = Field(default=None, ge=0)
+    kind: Literal["result", "certified_copy"] = "result"
+    signed_by: str | None = Field(default=None, description="the official who had it signed")
 
 
 class DocumentReused(Event, type="vn.motcua.document.reused.v1", producer=DIGITIZATION):
@@ -255,9 +277,47 @@ class DocumentReused(Event, type="vn.motcua.document.reused.v1", producer=DIGITI
 
     document_id: str
     source_dossier_code: str | None = None
+    source_document_id: str | None = None
+    component_code: str | None = None
+    component_name: str | None = None
+    mandatory: bool | None = None
+    paper_code: str | None = None
+
+
+class DossierDigitized(Event, type="vn.motcua.dossier.digitized.v1", producer=DIGITIZATION):
+    """Every required component of the dossier was digitized or reused at intake (counted once per dossier)."""
+
+    required: int = Field(ge=0, description="components the official declared required")
+    digitized: int = Field(ge=0)
+    reused: int = Field(ge=0)
+
+
+class CopyCertified(Event, type="vn.motcua.copy.certified.v1", producer=DIGITIZATION):
+    """A certified electronic copy from an original (procedure 2.000815) was made, signed and filed."""
+
+    document_id: str
+    copy_id: str = Field(description="the copy's document id (payments charges once per copy)")
+    copy_number: str = Field(description="số chứng thực, with its register")
+    pages: int = Field(ge=1, description="pages of the copy, the certification page not counted (the fee is per page)")
+    total_pages: int = Field(ge=1, description="pages of the signed file, certification page included")
+    copies: int = Field(default=1, ge=1)
+    sha256: str
+    certificate_serial: str
 
 
 # ---- payments -------------------------------------------------------------
+
+
+class PaymentLine(BaseModel):
+    """One fee line of a payment request, in whole VND."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str
+    name: str
+    quantity: int = Field(default=1, ge=1)
+    amount: Decimal = Field(ge=0, decimal_places=0)
+    exempted_by: str | None = None
 
 
 class PaymentRequested(Event, type="vn.motcua.payment.requested.v1", producer=PAYMENTS):
@@ -266,6 +326,10 @@ class PaymentRequested(Event, type="vn.motcua.payment.requested.v1", producer=PA
     payment_id: str
     amount: Decimal = Field(ge=0, decimal_places=0)
     currency: Literal["VND"] = "VND"
+    lines: list[PaymentLine] = Field(default_factory=list)
+    basis: str | None = Field(default=None, description="what was assessed: reception, copy:<id> (pages counted), reissue:<payment>")
+    expires_at: AwareDatetime | None = Field(default=None, description="unpaid by then, the request expires")
+    replaces_payment_id: str | None = Field(default=None, description="the failed or expired request this one replaces")
 
 
 class PaymentConfirmed(Event, type="vn.motcua.payment.confirmed.v1", producer=PAYMENTS):
@@ -275,6 +339,9 @@ class PaymentConfirmed(Event, type="vn.motcua.payment.confirmed.v1", producer=PA
     amount: Decimal = Field(ge=0, decimal_places=0)
     channel: Literal["online", "counter"]
     provider_transaction_id: str | None = None
+    provider: str | None = Field(default=None, description="the bank or platform that confirmed it; 'counter' for cash")
+    receipt_number: str | None = Field(default=None, description="the electronic fee receipt (biên lai) number")
+    paid_at: AwareDatetime | None = None
 
 
 class PaymentRefunded(Event, type="vn.motcua.payment.refunded.v1", producer=PAYMENTS):
@@ -282,6 +349,7 @@ class PaymentRefunded(Event, type="vn.motcua.payment.refunded.v1", producer=PAYM
 
     payment_id: str
     amount: Decimal = Field(ge=0, decimal_places=0)
+    reason: str | None = None
 
 
 class PaymentFailed(Event, type="vn.motcua.payment.failed.v1", producer=PAYMENTS):
@@ -289,6 +357,12 @@ class PaymentFailed(Event, type="vn.motcua.payment.failed.v1", producer=PAYMENTS
 
     payment_id: str
     reason: str
+    status: Literal["pending", "failed", "expired"] = Field(
+        default="failed",
+        description="the request afterwards: pending (a mismatched transfer is held for a person), failed or expired",
+    )
+    provider_transaction_id: str | None = None
+    amount_received: Decimal | None = Field(default=None, ge=0, decimal_places=0)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

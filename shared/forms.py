@@ -44,22 +44,28 @@ __all__ = [
     "Applicant",
     "ControlSlipForm",
     "DocumentKind",
+    "FeeReceiptForm",
     "HandOver",
     "Officer",
+    "PaymentMethod",
     "Procedure",
     "ReceiptForm",
+    "ReceiptLine",
     "ReceivedDocument",
     "RefusalForm",
     "ReturnMethod",
     "SupplementItem",
     "SupplementRequestForm",
     "SupplementStage",
+    "amount_in_words",
     "format_date",
     "format_instant",
+    "format_vnd",
     "lookup_qr",
     "mask_id_number",
     "render_apology",
     "render_control_slip",
+    "render_fee_receipt",
     "render_receipt",
     "render_refusal",
     "render_supplement_request",
@@ -75,6 +81,8 @@ SUPPLEMENT_TITLE = "Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ"
 REFUSAL_TITLE = "Phiếu từ chối tiếp nhận giải quyết hồ sơ"
 APOLOGY_TITLE = "Phiếu xin lỗi và hẹn lại ngày trả kết quả"
 CONTROL_SLIP_TITLE = "Phiếu kiểm soát quá trình giải quyết hồ sơ"
+# The electronic fee receipt (DOMAIN §5.2; Decree 123/2020/NĐ-CP, Circular 78/2021/TT-BTC: verify the layout).
+FEE_RECEIPT_TITLE = "Biên lai thu phí, lệ phí"
 
 _LINE = 6.0  # body line height, mm
 _BODY_PT = 11
@@ -319,6 +327,67 @@ class ControlSlipForm:
         _check_aware(self)
 
 
+class PaymentMethod(StrEnum):
+    """How a fee was paid."""
+
+    CASH = "CASH"
+    TRANSFER = "TRANSFER"
+    ONLINE = "ONLINE"
+
+
+_PAYMENT_METHOD_LABEL = {
+    PaymentMethod.CASH: "Tiền mặt tại Bộ phận Một cửa",
+    PaymentMethod.TRANSFER: "Chuyển khoản (VietQR)",
+    PaymentMethod.ONLINE: "Thanh toán trực tuyến",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiptLine:
+    """One fee or charge collected: its name, how many, and the line's amount in whole VND."""
+
+    name: str
+    amount: int
+    quantity: int = 1
+
+    def __post_init__(self) -> None:
+        if self.amount < 0 or self.quantity < 1:
+            raise ValueError("a receipt line has an amount of at least 0 and a quantity of at least 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeeReceiptForm:
+    """Biên lai thu phí, lệ phí: what was collected for a dossier, from whom, how and when."""
+
+    agency: Agency
+    dossier_code: str
+    lookup_url: str
+    receipt_number: str
+    payer: Applicant
+    procedure: Procedure
+    lines: tuple[ReceiptLine, ...]
+    paid_at: datetime
+    method: PaymentMethod
+    collector: Officer
+    transaction_id: str = ""
+    refunded_at: datetime | None = None
+    refund_reason: str = ""
+
+    def __post_init__(self) -> None:
+        _check_aware(self)
+        if not self.lines:
+            raise ValueError("a receipt lists at least one line")
+        if self.total <= 0:
+            raise ValueError("a receipt is for a positive amount")
+        if not self.receipt_number.strip():
+            raise ValueError("a receipt has a number")
+
+    @property
+    def total(self) -> int:
+        """Sum of the lines, VND."""
+        return sum(line.amount for line in self.lines)
+
+
 # --- small pure helpers ---------------------------------------------------------------------
 
 
@@ -354,6 +423,62 @@ def format_instant(at: datetime) -> str:
     """ "08 giờ 05 phút, ngày 03 tháng 02 năm 2026", in Asia/Ho_Chi_Minh."""
     local = _vn(at)
     return f"{local.hour:02d} giờ {local.minute:02d} phút, {format_date(local)}"
+
+
+def format_vnd(amount: int) -> str:
+    """ "15.000": whole đồng with dots between thousands, as Vietnamese documents print money."""
+    return f"{amount:,}".replace(",", ".")
+
+
+_DIGITS = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
+_GROUPS = ("", "nghìn", "triệu", "tỷ", "nghìn tỷ", "triệu tỷ")
+
+
+def _three_digits(n: int, *, full: bool) -> list[str]:
+    """Words of 0-999; ``full`` reads the hundreds and "linh" even when zero (a group after a larger one)."""
+    hundreds, tens, ones = n // 100, n // 10 % 10, n % 10
+    words: list[str] = []
+    if full or hundreds:
+        words += [_DIGITS[hundreds], "trăm"]
+    if tens == 0:
+        if ones and words:
+            words.append("linh")
+    elif tens == 1:
+        words.append("mười")
+    else:
+        words += [_DIGITS[tens], "mươi"]
+    if ones == 1 and tens > 1:
+        words.append("mốt")
+    elif ones == 4 and tens > 1:
+        words.append("tư")
+    elif ones == 5 and tens > 0:
+        words.append("lăm")
+    elif ones:
+        words.append(_DIGITS[ones])
+    return words
+
+
+def amount_in_words(amount: int) -> str:
+    """The amount as receipts write it: 15000 → "Mười lăm nghìn đồng", 1250000 → "Một triệu hai trăm năm mươi nghìn đồng"."""
+    if amount < 0 or amount >= 1000 ** len(_GROUPS):
+        raise ValueError("amount out of range")
+    if amount == 0:
+        return "Không đồng"
+    groups = []
+    rest = amount
+    while rest:
+        groups.append(rest % 1000)
+        rest //= 1000
+    words: list[str] = []
+    for index in range(len(groups) - 1, -1, -1):
+        value = groups[index]
+        if value == 0:
+            continue
+        words += _three_digits(value, full=bool(words))
+        if _GROUPS[index]:
+            words.append(_GROUPS[index])
+    text = " ".join(words) + " đồng"
+    return text[0].upper() + text[1:]
 
 
 def lookup_qr(url: str) -> segno.QRCode:
@@ -761,4 +886,47 @@ def render_control_slip(form: ControlSlipForm) -> bytes:
         size=9,
     )
     _lookup_line(pdf, form.lookup_url)
+    return _output(pdf)
+
+
+def render_fee_receipt(form: FeeReceiptForm) -> bytes:
+    """Biên lai thu phí, lệ phí: the lines collected, the total in figures and in words, how and when it was paid."""
+    pdf = _FormPdf(number="", title=FEE_RECEIPT_TITLE, dossier_code=form.dossier_code)
+    pdf._footer = f"{FEE_RECEIPT_TITLE} số {form.receipt_number} – Mã hồ sơ: {form.dossier_code}"
+    _start(
+        pdf,
+        agency=form.agency,
+        title=FEE_RECEIPT_TITLE,
+        dossier_code=form.dossier_code,
+        url=form.lookup_url,
+        issued=form.paid_at,
+    )
+    _field(pdf, "Số biên lai", form.receipt_number, bold=True)
+    _field(pdf, "Họ và tên người nộp tiền", form.payer.name, bold=True)
+    if form.payer.address:
+        _field(pdf, "Địa chỉ", form.payer.address)
+    _procedure_line(pdf, form.procedure)
+    _table(
+        pdf,
+        ("TT", "Nội dung thu", "Số lượng", "Thành tiền (đồng)"),
+        [
+            (str(i), line.name, str(line.quantity), format_vnd(line.amount))
+            for i, line in enumerate(form.lines, start=1)
+        ],
+        widths=(7, 59, 12, 22),
+        align=("CENTER", "LEFT", "CENTER", "RIGHT"),
+    )
+    _field(pdf, "Tổng số tiền", f"{format_vnd(form.total)} đồng", bold=True)
+    _field(pdf, "Số tiền bằng chữ", amount_in_words(form.total))
+    _field(pdf, "Hình thức thanh toán", _PAYMENT_METHOD_LABEL[form.method])
+    if form.transaction_id:
+        _field(pdf, "Mã giao dịch", form.transaction_id)
+    _field(pdf, "Thời điểm thu tiền", format_instant(form.paid_at))
+    if form.refunded_at is not None:
+        note = f"Đã hoàn trả toàn bộ số tiền vào lúc {format_instant(form.refunded_at)}."
+        if form.refund_reason:
+            note += f" Lý do: {form.refund_reason}"
+        _paragraph(pdf, note, style="I")
+    _lookup_line(pdf, form.lookup_url)
+    _signature(pdf, "Người thu tiền", form.collector)
     return _output(pdf)

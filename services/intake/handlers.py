@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time as _time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
@@ -389,6 +389,10 @@ async def _accept(
             fee_pending=bool(fee.pending),
             reused_components=sum(1 for c in components if c["reused"]),
             return_channel=cmd.return_channel,
+            fee_lines=list(row.document.get("fee_lines") or []),
+            pages=cmd.pages,
+            copies=cmd.copies,
+            fee_exemption=cmd.exemption,
         )
     )
     if dossier.portal_dossier_id:

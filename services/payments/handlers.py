@@ -1,24 +1,834 @@
-"""Payments use cases: one async function per command or consumed event."""
+"""Payments use cases: one async function per command or consumed event.
+
+Every change of a payment goes through ``_confirm``, ``_close`` or ``refund``: each checks the state
+machine in ``domain``, writes the new state, one event and one audit line in the caller's transaction.
+A payment row is locked before it changes, and a transfer is recorded under the unique
+(provider, provider transaction id) before it touches a payment, so however often a confirmation
+arrives, and however many replicas take it at once, a request is paid once.
+"""
 
 from __future__ import annotations
 
-from services.payments import store
-from shared.consumer import Subscription
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.payments import domain, store
+from services.payments.domain import PaymentStatus, TransferOutcome
+from services.payments.settings import PaymentsSettings
+from shared.auth import Principal, Role
+from shared.clock import VN_TZ, local
+from shared.consumer import PermanentError, Subscription
 from shared.db import UnitOfWork
 from shared.envelope import Envelope
-from shared.events import INTAKE, DossierReceived
+from shared.errors import Conflict, NotFound, Problem
+from shared.events import (
+    DIGITIZATION,
+    INTAKE,
+    CopyCertified,
+    DossierReceived,
+    DossierWithdrawn,
+    Event,
+    PaymentConfirmed,
+    PaymentFailed,
+    PaymentLine,
+    PaymentRefunded,
+    PaymentRequested,
+)
+from shared.webhooks import check_signed_request
+
+COUNTER = "counter"
+
+# ---- commands ---------------------------------------------------------------------------------
 
 
-async def note_dossier(tx: UnitOfWork, event: DossierReceived, envelope: Envelope) -> None:
-    """Know the dossier and its channel, for the fee assessment (online dossiers may pay less)."""
+class ProviderCallback(BaseModel):
+    """What a bank or the payment platform reports about one transaction (HMAC-signed)."""
+
+    transaction_id: str = Field(min_length=1, max_length=128, description="the provider's id: a repeat is the same transaction")
+    status: Literal["succeeded", "failed"] = "succeeded"
+    amount: int = Field(ge=0, description="whole VND credited")
+    currency: str = Field(default="VND", pattern=r"^[A-Z]{3}$")
+    reference: str = Field(default="", max_length=500, description="the transfer memo (nội dung chuyển khoản)")
+    payment_id: str | None = Field(default=None, max_length=16, description="when the platform carries the request id itself")
+    account: str | None = Field(default=None, max_length=19, description="the collection account credited")
+    paid_at: AwareDatetime | None = None
+    message: str | None = Field(default=None, max_length=500, description="why a failed payment failed")
+
+
+class CashPayment(BaseModel):
+    """A clerk takes the fee in cash at the counter."""
+
+    amount: int = Field(gt=0, description="whole VND handed over; must equal the fee")
+    payer_name: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class RefundRequest(BaseModel):
+    """A leader refunds a paid fee."""
+
+    reason: str = Field(min_length=5, max_length=2000)
+
+
+class MatchTransfer(BaseModel):
+    """A clerk or leader says which request a held transfer pays."""
+
+    payment_id: str = Field(min_length=1, max_length=16)
+    note: str | None = Field(default=None, max_length=2000)
+    accept_difference: bool = Field(default=False, description="a leader accepts an amount that differs from the fee")
+
+
+class DismissTransfer(BaseModel):
+    """A leader closes a held transfer that pays no request (e.g. the money went back to the payer)."""
+
+    reason: str = Field(min_length=5, max_length=2000)
+
+
+@dataclass(frozen=True)
+class ReportedTransfer:
+    """A transfer as a callback or a statement line reports it."""
+
+    provider: str
+    transaction_id: str
+    amount: int
+    currency: str
+    reference: str
+    occurred_at: datetime
+    source: Literal["callback", "statement"]
+    account: str | None = None
+    payment_id: str | None = None
+    failed: bool = False
+    message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What a reported transfer did."""
+
+    transfer: store.Transfer
+    outcome: str
+    duplicate: bool
+    payment: store.Payment | None
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+
+def _actor(tx: UnitOfWork) -> str:
+    return tx.actor or "payments"
+
+
+async def _audit(
+    tx: UnitOfWork,
+    action: str,
+    *,
+    payment: store.Payment | None = None,
+    transfer: store.Transfer | None = None,
+    from_status: str | None = None,
+    actor: str | None = None,
+    **details: Any,
+) -> None:
+    if transfer is not None and transfer.id is None:
+        await tx.session.flush()
+    store.add(
+        session=tx.session,
+        row=store.AuditLine(
+            payment_id=payment.id if payment else (transfer.payment_id if transfer else None),
+            transfer_id=transfer.id if transfer else None,
+            action=action,
+            from_status=from_status,
+            to_status=payment.status if payment else None,
+            actor=actor or _actor(tx),
+            at=tx.db.clock.now(),
+            details={k: v for k, v in details.items() if v is not None},
+        ),
+    )
+
+
+def can_see(user: Principal, payment: store.Payment) -> bool:
+    """Officials of the processing or the receiving unit, and machine accounts whose token covers it."""
+    return user.can_see(payment.unit) or (payment.receiving_unit is not None and user.can_see(payment.receiving_unit))
+
+
+async def visible(session: AsyncSession, payment_id: str, user: Principal, *, lock: bool = False) -> store.Payment:
+    """The payment, or 404 when it does not exist or lies outside the caller's units."""
+    payment = await store.get(session=session, payment_id=payment_id, lock=lock)
+    if payment is None or not can_see(user, payment):
+        raise NotFound("payment", payment_id)
+    return payment
+
+
+def _conflict_state(payment: store.Payment, wanted: str) -> Conflict:
+    return Conflict(f"Payment {payment.id} is {payment.status}; it cannot be {wanted}.", payment_status=payment.status)
+
+
+# ---- assessment -------------------------------------------------------------------------------
+
+
+async def _request(
+    tx: UnitOfWork,
+    dossier: store.FeeDossier,
+    lines: list[dict[str, Any]],
+    *,
+    basis: str,
+    settings: PaymentsSettings,
+    replaces: str | None = None,
+) -> store.Payment:
+    """A new pending request for the lines (once per dossier and basis), with ``payment.requested``."""
+    existing = await store.by_basis(session=tx.session, dossier_code=dossier.code, basis=basis)
+    if existing is not None:
+        return existing
+    now = tx.db.clock.now()
+    account = settings.account_for(dossier.unit)
+    amount = sum(int(line["amount"]) for line in lines)
+    payment = store.Payment(
+        id=domain.payment_id(os.urandom(8)),
+        dossier_code=dossier.code,
+        unit=dossier.unit,
+        receiving_unit=dossier.receiving_unit,
+        basis=basis,
+        procedure_code=dossier.procedure_code,
+        procedure_name=dossier.procedure_name,
+        applicant_name=dossier.applicant_name,
+        dossier_channel=dossier.channel,
+        lines=lines,
+        amount=amount,
+        status=PaymentStatus.PENDING.value,
+        bank_bin=account.bin if account else None,
+        account=account.account if account else None,
+        card=account.card if account else False,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.payment_ttl_seconds),
+        replaces_payment_id=replaces,
+    )
+    store.add(session=tx.session, row=payment)
+    await tx.session.flush()
+    await tx.emit(
+        PaymentRequested(
+            dossier_code=dossier.code,
+            unit=dossier.unit,
+            occurred_at=now,
+            payment_id=payment.id,
+            amount=Decimal(amount),
+            lines=[PaymentLine(**line) for line in lines],
+            basis=basis,
+            expires_at=payment.expires_at,
+            replaces_payment_id=replaces,
+        )
+    )
+    await _audit(tx, "requested", payment=payment, basis=basis, amount=amount, replaces=replaces)
+    return payment
+
+
+async def assess_received(tx: UnitOfWork, event: DossierReceived, envelope: Envelope, *, settings: PaymentsSettings) -> None:
+    """Assess the fee of a received dossier from its procedure version's lines; request payment when something is due."""
+    try:
+        lines = (
+            domain.fee_lines(event.fee_lines) if event.fee_lines is not None else domain.preliminary_lines(event.fee_due)
+        )
+        assessment = domain.assess_at_reception(
+            lines, online=event.channel == "online", pages=event.pages, copies=event.copies, exemption=event.fee_exemption
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PermanentError(f"fee lines of {event.procedure_code} v{event.procedure_version} are unusable: {exc}") from exc
     dossier = store.FeeDossier(
         code=event.dossier_code,
         unit=event.unit,
         procedure_code=event.procedure_code,
         channel=event.channel,
         received_at=event.received_at,
+        receiving_unit=event.receiving_unit,
+        procedure_name=event.procedure_name,
+        procedure_version=event.procedure_version,
+        applicant_name=event.applicant_name,
+        fee_lines=[domain.fee_line_json(line) for line in lines],
+        copies=event.copies,
+        pages=event.pages,
+        exemption=event.fee_exemption,
+        waiting_lines=list(assessment.waiting),
+        assessed_total=assessment.total,
     )
-    await store.remember(session=tx.session, dossier=dossier)
+    if not await store.remember(session=tx.session, dossier=dossier):
+        return  # the same dossier announced again: its fee is already assessed
+    if assessment.payable:
+        await _request(tx, dossier, [domain.item_json(i) for i in assessment.items], basis="reception", settings=settings)
+    for report in await store.unassessed_page_reports(session=tx.session, dossier_code=dossier.code):
+        await _assess_report(tx, dossier, report, settings=settings)
 
 
-SUBSCRIPTIONS = Subscription(producers=(INTAKE,), handlers={DossierReceived: note_dossier})
+async def _assess_report(
+    tx: UnitOfWork, dossier: store.FeeDossier, report: store.PageReport, *, settings: PaymentsSettings
+) -> store.Payment | None:
+    """The waiting per-page lines of a dossier, priced for one certified copy's pages."""
+    report.assessed = True
+    tx.session.add(report)
+    waiting = [line for line in domain.fee_lines(dossier.fee_lines) if line.code in set(dossier.waiting_lines)]
+    if dossier.withdrawn or not waiting:
+        return None
+    assessment = domain.assess_pages(
+        waiting, online=dossier.channel == "online", pages=report.pages, copies=report.copies, exemption=dossier.exemption
+    )
+    if not assessment.payable:
+        return None
+    return await _request(
+        tx, dossier, [domain.item_json(i) for i in assessment.items], basis=f"copy:{report.copy_id}", settings=settings
+    )
+
+
+async def assess_certified_copy(
+    tx: UnitOfWork, *, dossier_code: str, copy_id: str, pages: int, copies: int = 1, settings: PaymentsSettings
+) -> store.Payment | None:
+    """A certified copy's pages were counted: request its per-page fee (kept until the dossier is known)."""
+    if pages < 1 or copies < 1:
+        raise PermanentError(f"copy {copy_id} of {dossier_code}: pages and copies must be at least 1")
+    report = store.PageReport(
+        dossier_code=dossier_code, copy_id=copy_id[:128], pages=pages, copies=copies, reported_at=tx.db.clock.now()
+    )
+    if not await store.park_page_report(session=tx.session, report=report):
+        return None  # this copy was reported before
+    dossier = await store.dossier(session=tx.session, code=dossier_code, lock=True)
+    if dossier is None:
+        return None  # the dossier's own event has not arrived yet: assess_received picks the report up
+    parked = await store.unassessed_page_reports(session=tx.session, dossier_code=dossier_code)
+    mine = next(r for r in parked if r.copy_id == report.copy_id)
+    return await _assess_report(tx, dossier, mine, settings=settings)
+
+
+async def on_copy_certified(tx: UnitOfWork, event: CopyCertified, envelope: Envelope, *, settings: PaymentsSettings) -> None:
+    """Digitization made a certified copy and counted its pages (the certification page not counted)."""
+    await assess_certified_copy(
+        tx, dossier_code=event.dossier_code, copy_id=event.copy_id, pages=event.pages, copies=event.copies, settings=settings
+    )
+
+
+async def on_withdrawn(tx: UnitOfWork, event: DossierWithdrawn, envelope: Envelope) -> None:
+    """A withdrawn dossier owes nothing more: its pending requests fail."""
+    dossier = await store.dossier(session=tx.session, code=event.dossier_code, lock=True)
+    if dossier is not None:
+        dossier.withdrawn = True
+        tx.session.add(dossier)
+    for payment in await store.pending_of_dossier(session=tx.session, dossier_code=event.dossier_code, lock=True):
+        await _close(tx, payment, PaymentStatus.FAILED, reason="dossier withdrawn")
+
+
+# ---- state changes ----------------------------------------------------------------------------
+
+
+async def _confirm(
+    tx: UnitOfWork,
+    payment: store.Payment,
+    *,
+    channel: Literal["online", "counter"],
+    provider: str,
+    provider_transaction_id: str,
+    paid_at: datetime,
+    settings: PaymentsSettings,
+    transfer: store.Transfer | None = None,
+    actor: str | None = None,
+) -> None:
+    """pending → paid: the next receipt number of the unit and year, ``payment.confirmed``, an audit line."""
+    before = payment.status
+    try:
+        domain.transition(payment.status, PaymentStatus.PAID)
+    except domain.IllegalTransition:
+        raise _conflict_state(payment, "paid") from None
+    year = local(paid_at).year
+    sequence = await store.next_receipt_sequence(session=tx.session, unit=payment.unit, year=year)
+    payment.status = PaymentStatus.PAID.value
+    payment.paid_at = paid_at
+    payment.channel = channel
+    payment.provider = provider
+    payment.provider_transaction_id = provider_transaction_id
+    payment.confirmed_by = actor or _actor(tx)
+    payment.receipt_year, payment.receipt_sequence = year, sequence
+    payment.receipt_number = domain.receipt_number(settings.receipt_number_format, unit=payment.unit, year=year, sequence=sequence)
+    tx.session.add(payment)
+    await tx.emit(
+        PaymentConfirmed(
+            dossier_code=payment.dossier_code,
+            unit=payment.unit,
+            occurred_at=tx.db.clock.now(),
+            payment_id=payment.id,
+            amount=Decimal(payment.amount),
+            channel=channel,
+            provider_transaction_id=provider_transaction_id,
+            provider=provider,
+            receipt_number=payment.receipt_number,
+            paid_at=paid_at,
+        )
+    )
+    await _audit(
+        tx, "confirmed", payment=payment, transfer=transfer, from_status=before, actor=actor, channel=channel,
+        provider=provider, provider_transaction_id=provider_transaction_id, receipt_number=payment.receipt_number,
+    )  # fmt: skip
+
+
+async def _close(
+    tx: UnitOfWork,
+    payment: store.Payment,
+    to: Literal[PaymentStatus.FAILED, PaymentStatus.EXPIRED],
+    *,
+    reason: str,
+    transfer: store.Transfer | None = None,
+    actor: str | None = None,
+) -> None:
+    """pending → failed or expired, with ``payment.failed`` and an audit line."""
+    before = payment.status
+    domain.transition(payment.status, to)
+    now = tx.db.clock.now()
+    payment.status, payment.failed_at, payment.failure_reason = to.value, now, reason
+    tx.session.add(payment)
+    await tx.emit(
+        PaymentFailed(
+            dossier_code=payment.dossier_code,
+            unit=payment.unit,
+            occurred_at=now,
+            payment_id=payment.id,
+            reason=reason,
+            status=to.value,
+            provider_transaction_id=transfer.provider_transaction_id if transfer else None,
+            amount_received=Decimal(transfer.amount) if transfer else None,
+        )
+    )
+    await _audit(tx, to.value, payment=payment, transfer=transfer, from_status=before, actor=actor, reason=reason)
+
+
+# ---- transfers: callbacks and statement lines ----------------------------------------------------
+
+
+async def _payment_for(tx: UnitOfWork, reported: ReportedTransfer) -> store.Payment | None:
+    """The request a transfer names (its id given by the platform, or found in the memo), row-locked."""
+    candidates = ([reported.payment_id] if reported.payment_id else []) + domain.payment_ids_in(reported.reference)
+    for candidate in dict.fromkeys(candidates):
+        payment = await store.get(session=tx.session, payment_id=candidate, lock=True)
+        if payment is not None:
+            return payment
+    return None
+
+
+async def record_transfer(tx: UnitOfWork, reported: ReportedTransfer, *, settings: PaymentsSettings) -> TransferResult:
+    """Record a transfer once per provider transaction id and apply it: confirm, flag, hold or fail."""
+    now = tx.db.clock.now()
+    row = store.Transfer(
+        provider=reported.provider,
+        provider_transaction_id=reported.transaction_id,
+        source=reported.source,
+        amount=reported.amount,
+        currency=reported.currency,
+        reference=reported.reference,
+        account=reported.account,
+        unit=settings.unit_of_account(reported.account),
+        occurred_at=reported.occurred_at,
+        received_at=now,
+        outcome="received",
+        raw=reported.raw,
+    )
+    transfer = await store.insert_transfer(session=tx.session, transfer=row)
+    if transfer is None:
+        earlier = await store.transfer_by_provider_id(
+            session=tx.session, provider=reported.provider, provider_transaction_id=reported.transaction_id
+        )
+        assert earlier is not None  # the conflicting row is committed: READ COMMITTED sees it
+        payment = await store.get(session=tx.session, payment_id=earlier.payment_id) if earlier.payment_id else None
+        return TransferResult(earlier, earlier.outcome, True, payment)
+    payment = await _payment_for(tx, reported)
+    outcome = domain.judge_transfer(
+        payment_status=payment.status if payment else None,
+        due=payment.amount if payment else None,
+        amount=reported.amount,
+        currency=reported.currency,
+        provider_failed=reported.failed,
+    )
+    transfer.outcome = outcome.value
+    if payment is not None:
+        transfer.payment_id = payment.id
+        transfer.unit = transfer.unit or payment.unit
+    tx.session.add(transfer)
+    await tx.session.flush()
+    if outcome is TransferOutcome.CONFIRMED:
+        assert payment is not None
+        await _confirm(
+            tx, payment, channel="online", provider=reported.provider, provider_transaction_id=reported.transaction_id,
+            paid_at=min(reported.occurred_at, now), settings=settings, transfer=transfer,
+        )  # fmt: skip
+    elif outcome is TransferOutcome.AMOUNT_MISMATCH:
+        assert payment is not None
+        transfer.note = domain.mismatch_reason(due=payment.amount, amount=reported.amount, currency=reported.currency)
+        await tx.emit(
+            PaymentFailed(
+                dossier_code=payment.dossier_code,
+                unit=payment.unit,
+                occurred_at=now,
+                payment_id=payment.id,
+                reason=transfer.note,
+                status="pending",
+                provider_transaction_id=reported.transaction_id,
+                amount_received=Decimal(reported.amount),
+            )
+        )
+        await _audit(tx, "transfer_amount_mismatch", payment=payment, transfer=transfer, from_status=payment.status, note=transfer.note)
+    elif outcome is TransferOutcome.NOT_PAYABLE:
+        assert payment is not None
+        transfer.note = f"the request is already {payment.status}: the money may be owed back"
+        await _audit(tx, "transfer_not_payable", payment=payment, transfer=transfer, from_status=payment.status, note=transfer.note)
+    elif outcome is TransferOutcome.UNMATCHED:
+        transfer.note = "no payment request matches the reference: held for manual matching"
+        await _audit(tx, "transfer_unmatched", transfer=transfer, reference=reported.reference, amount=reported.amount)
+    elif outcome is TransferOutcome.FAILED:
+        reason = reported.message or "the provider reports that the payment failed"
+        if payment is not None and payment.status == PaymentStatus.PENDING.value:
+            await _close(tx, payment, PaymentStatus.FAILED, reason=f"{reported.provider}: {reason}", transfer=transfer)
+        else:
+            transfer.note = reason
+            await _audit(tx, "transfer_failed", transfer=transfer, note=reason)
+    tx.session.add(transfer)
+    return TransferResult(transfer, outcome.value, False, payment)
+
+
+async def check_callback(
+    tx: UnitOfWork, provider: str, *, settings: PaymentsSettings, timestamp: str | None, signature: str | None, body: bytes
+) -> None:
+    """Refuse an unknown provider, and a forged, stale or replayed request."""
+    if provider not in settings.callback_secrets:
+        raise NotFound("payment provider", provider)
+    await check_signed_request(
+        tx.session, secret=settings.callback_secrets[provider], timestamp=timestamp, given=signature, body=body,
+        now=tx.db.clock.now(), max_age_seconds=settings.callback_max_age_seconds, who=f"Provider {provider!r}",
+    )  # fmt: skip
+
+
+async def take_callback(tx: UnitOfWork, provider: str, cmd: ProviderCallback, *, settings: PaymentsSettings) -> TransferResult:
+    """A signed confirmation (or failure) from a bank or the payment platform."""
+    reported = ReportedTransfer(
+        provider=provider,
+        transaction_id=cmd.transaction_id,
+        amount=cmd.amount,
+        currency=cmd.currency,
+        reference=cmd.reference,
+        occurred_at=cmd.paid_at or tx.db.clock.now(),
+        source="callback",
+        account=cmd.account,
+        payment_id=cmd.payment_id,
+        failed=cmd.status == "failed",
+        message=cmd.message,
+        raw=cmd.model_dump(mode="json"),
+    )
+    return await record_transfer(tx, reported, settings=settings)
+
+
+async def take_cash(
+    tx: UnitOfWork, payment_id: str, cmd: CashPayment, *, user: Principal, idempotency_key: str | None, settings: PaymentsSettings
+) -> tuple[store.Payment, bool]:
+    """A clerk takes the fee in cash at the counter; (payment, newly paid). A repeated Idempotency-Key gives the first answer."""
+    payment = await visible(tx.session, payment_id, user, lock=True)
+    reference = f"{payment.unit}:{idempotency_key}" if idempotency_key else f"cash-{uuid.uuid4()}"
+    if idempotency_key:
+        earlier = await store.transfer_by_provider_id(session=tx.session, provider=COUNTER, provider_transaction_id=reference)
+        if earlier is not None:
+            if earlier.payment_id != payment.id:
+                raise Conflict("This Idempotency-Key was used for another payment.", payment_id=earlier.payment_id)
+            return payment, False
+    if payment.status != PaymentStatus.PENDING.value:
+        raise _conflict_state(payment, "paid in cash")
+    if cmd.amount != payment.amount:
+        raise Problem(
+            422, "amount-mismatch", "The amount differs from the fee",
+            f"amount: {cmd.amount} VND handed over, {payment.amount} VND due.", due=payment.amount,
+        )  # fmt: skip
+    now = tx.db.clock.now()
+    transfer = await store.insert_transfer(
+        session=tx.session,
+        transfer=store.Transfer(
+            provider=COUNTER, provider_transaction_id=reference, source=COUNTER, amount=cmd.amount, currency="VND",
+            reference=cmd.note or "", unit=payment.unit, occurred_at=now, received_at=now,
+            outcome=TransferOutcome.CONFIRMED.value, payment_id=payment.id,
+            raw={"payer_name": cmd.payer_name, "clerk": user.subject},
+        ),
+    )  # fmt: skip
+    if transfer is None:
+        raise Conflict("The same cash payment is being recorded right now; repeat the request.")
+    await _confirm(
+        tx, payment, channel="counter", provider=COUNTER, provider_transaction_id=reference, paid_at=now,
+        settings=settings, transfer=transfer, actor=user.subject,
+    )  # fmt: skip
+    return payment, True
+
+
+async def match_transfer(
+    tx: UnitOfWork, transfer_id: int, cmd: MatchTransfer, *, user: Principal, settings: PaymentsSettings
+) -> tuple[store.Transfer, store.Payment]:
+    """A person says which pending request a held transfer pays; it confirms that request."""
+    transfer = await store.transfer(session=tx.session, transfer_id=transfer_id, lock=True)
+    if transfer is None or (transfer.unit is not None and not user.can_see(transfer.unit)):
+        raise NotFound("transfer", str(transfer_id))
+    if transfer.outcome not in domain.HELD or transfer.resolved_at is not None:
+        raise Conflict(f"Transfer {transfer_id} is {transfer.outcome}; only held transfers are matched.", transfer_outcome=transfer.outcome)
+    payment = await visible(tx.session, cmd.payment_id, user, lock=True)
+    if payment.status != PaymentStatus.PENDING.value:
+        raise _conflict_state(payment, "paid")
+    if transfer.currency != "VND":
+        raise Conflict(f"Transfer {transfer_id} is in {transfer.currency}; a fee is paid in VND.")
+    if transfer.amount != payment.amount and not (cmd.accept_difference and Role.LEADER in user.roles):
+        raise Problem(
+            409, "amount-mismatch", "The amount differs from the fee",
+            f"Transfer {transfer_id} carries {transfer.amount} VND; payment {payment.id} is for {payment.amount} VND. "
+            "A leader may accept the difference (accept_difference).",
+            transfer_amount=transfer.amount, due=payment.amount,
+        )  # fmt: skip
+    now = tx.db.clock.now()
+    before = transfer.outcome
+    transfer.outcome, transfer.payment_id = TransferOutcome.CONFIRMED.value, payment.id
+    transfer.resolved_by, transfer.resolved_at = user.subject, now
+    transfer.note = cmd.note or f"matched by {user.subject} (was {before})"
+    tx.session.add(transfer)
+    await tx.session.flush()
+    await _confirm(
+        tx, payment, channel="online", provider=transfer.provider, provider_transaction_id=transfer.provider_transaction_id,
+        paid_at=min(transfer.occurred_at, now), settings=settings, transfer=transfer, actor=user.subject,
+    )  # fmt: skip
+    await _audit(
+        tx, "transfer_matched", payment=payment, transfer=transfer, from_status=PaymentStatus.PENDING.value,
+        actor=user.subject, was=before, note=cmd.note, difference=transfer.amount - payment.amount or None,
+    )  # fmt: skip
+    return transfer, payment
+
+
+async def dismiss_transfer(tx: UnitOfWork, transfer_id: int, cmd: DismissTransfer, *, user: Principal) -> store.Transfer:
+    """A leader closes a held transfer that pays no request, with the reason."""
+    transfer = await store.transfer(session=tx.session, transfer_id=transfer_id, lock=True)
+    if transfer is None or (transfer.unit is not None and not user.can_see(transfer.unit)):
+        raise NotFound("transfer", str(transfer_id))
+    if transfer.outcome not in domain.HELD or transfer.resolved_at is not None:
+        raise Conflict(f"Transfer {transfer_id} is not held.", transfer_outcome=transfer.outcome)
+    transfer.resolved_by, transfer.resolved_at, transfer.note = user.subject, tx.db.clock.now(), cmd.reason
+    tx.session.add(transfer)
+    await _audit(tx, "transfer_dismissed", transfer=transfer, actor=user.subject, reason=cmd.reason)
+    return transfer
+
+
+async def refund(tx: UnitOfWork, payment_id: str, cmd: RefundRequest, *, user: Principal) -> store.Payment:
+    """paid → refunded, by a leader, with the reason."""
+    payment = await visible(tx.session, payment_id, user, lock=True)
+    before = payment.status
+    try:
+        domain.transition(payment.status, PaymentStatus.REFUNDED)
+    except domain.IllegalTransition:
+        raise _conflict_state(payment, "refunded") from None
+    now = tx.db.clock.now()
+    payment.status = PaymentStatus.REFUNDED.value
+    payment.refunded_at, payment.refund_reason, payment.refunded_by = now, cmd.reason, user.subject
+    tx.session.add(payment)
+    await tx.emit(
+        PaymentRefunded(
+            dossier_code=payment.dossier_code, unit=payment.unit, occurred_at=now, payment_id=payment.id,
+            amount=Decimal(payment.amount), reason=cmd.reason,
+        )
+    )  # fmt: skip
+    await _audit(tx, "refunded", payment=payment, from_status=before, actor=user.subject, reason=cmd.reason)
+    return payment
+
+
+async def reissue(tx: UnitOfWork, payment_id: str, *, user: Principal, settings: PaymentsSettings) -> tuple[store.Payment, bool]:
+    """A failed or expired request is replaced by a new one for the same lines; (new payment, created)."""
+    old = await visible(tx.session, payment_id, user, lock=True)
+    if old.status not in (PaymentStatus.FAILED.value, PaymentStatus.EXPIRED.value):
+        raise _conflict_state(old, "reissued (only failed or expired requests are)")
+    dossier = await store.dossier(session=tx.session, code=old.dossier_code)
+    if dossier is None or dossier.withdrawn:
+        raise Conflict(f"Dossier {old.dossier_code} was withdrawn; it owes no fee.")
+    basis = f"reissue:{old.id}"
+    earlier = await store.by_basis(session=tx.session, dossier_code=old.dossier_code, basis=basis)
+    if earlier is not None:
+        return earlier, False
+    return await _request(tx, dossier, old.lines, basis=basis, settings=settings, replaces=old.id), True
+
+
+async def expire_due(tx: UnitOfWork, *, limit: int) -> int:
+    """Expire the pending requests whose time is up (claimed with SKIP LOCKED: replicas share the work)."""
+    due = await store.due_to_expire(session=tx.session, now=tx.db.clock.now(), limit=limit)
+    for payment in due:
+        await _close(tx, payment, PaymentStatus.EXPIRED, reason=f"not paid by {payment.expires_at.isoformat()}", actor="payments-sweep")
+    return len(due)
+
+
+# ---- statements and reconciliation ------------------------------------------------------------
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0, 0), VN_TZ)
+
+
+async def import_statement(
+    tx: UnitOfWork, provider: str, text: str, *, user: Principal, settings: PaymentsSettings
+) -> tuple[store.Statement, list[dict[str, Any]]]:
+    """Import a bank statement: each new line is recorded as a transfer (confirming its request once); every
+    line says what became of it."""
+    try:
+        lines = domain.parse_statement(text)
+    except domain.StatementError as exc:
+        raise Problem(422, "invalid-statement", "The statement cannot be read", str(exc)) from None
+    now = tx.db.clock.now()
+    statement = store.Statement(provider=provider, uploaded_by=user.subject, uploaded_at=now, lines_total=len(lines), lines_new=0)
+    store.add(session=tx.session, row=statement)
+    await tx.session.flush()
+    assert statement.id is not None
+    results: list[dict[str, Any]] = []
+    for line in lines:
+        row = store.StatementLineRow(
+            statement_id=statement.id, provider=provider, line=line.line, booked_on=line.booked_on, amount=line.amount,
+            currency=line.currency, reference=line.reference, transaction_id=line.transaction_id, import_outcome="pending",
+        )  # fmt: skip
+        payment_id = None
+        if not await store.insert_statement_line(session=tx.session, line=row):
+            outcome = "already_imported"
+        else:
+            statement.lines_new += 1
+            result = await record_transfer(
+                tx,
+                ReportedTransfer(
+                    provider=provider, transaction_id=line.transaction_id, amount=line.amount, currency=line.currency,
+                    reference=line.reference, occurred_at=min(_day_start(line.booked_on), now), source="statement",
+                    raw={"statement_id": statement.id, "line": line.line},
+                ),
+                settings=settings,
+            )  # fmt: skip
+            outcome = "already_recorded" if result.duplicate else result.outcome
+            payment_id = result.payment.id if result.payment else None
+            await store.set_line_outcome(session=tx.session, provider=provider, transaction_id=line.transaction_id, outcome=outcome)
+        results.append({"line": line.line, "transaction_id": line.transaction_id, "amount": line.amount, "outcome": outcome, "payment_id": payment_id})
+    tx.session.add(statement)
+    await _audit(tx, "statement_imported", actor=user.subject, provider=provider, statement_id=statement.id,
+                 lines=len(lines), new=statement.lines_new)  # fmt: skip
+    return statement, results
+
+
+async def day_report(session: AsyncSession, provider: str, day: date) -> dict[str, Any]:
+    """One provider's day: statement lines against the recorded transfers, and confirmations the statement lacks."""
+    lines = await store.statement_lines(session=session, provider=provider, day=day)
+    transfers = {
+        t.provider_transaction_id: t
+        for t in await store.transfers_by_provider_ids(session=session, provider=provider, ids=[l.transaction_id for l in lines])
+    }
+    start = _day_start(day)
+    confirmed = await store.confirmed_online(session=session, provider=provider, start=start, end=start + timedelta(days=1))
+    on_statements = await store.on_any_statement(session=session, provider=provider, ids=[t.provider_transaction_id for t in confirmed])
+    missing_from_bank = [t for t in confirmed if t.provider_transaction_id not in on_statements]
+    payment_ids = [t.payment_id for t in [*transfers.values(), *missing_from_bank] if t.payment_id]
+    payments = await store.payments_by_ids(session=session, ids=payment_ids)
+    recorded = {
+        txn: domain.Recorded(
+            transaction_id=txn, amount=t.amount, outcome=t.outcome, payment_id=t.payment_id,
+            payment_amount=payments[t.payment_id].amount if t.payment_id in payments else None, source=t.source,
+        )
+        for txn, t in transfers.items()
+    }  # fmt: skip
+    report = domain.reconcile(
+        [(l.transaction_id, l.amount) for l in lines], recorded, [t.provider_transaction_id for t in missing_from_bank]
+    )
+
+    def line_view(l: store.StatementLineRow) -> dict[str, Any]:
+        t = transfers.get(l.transaction_id)
+        p = payments.get(t.payment_id) if t and t.payment_id else None
+        return {
+            "transaction_id": l.transaction_id, "amount": l.amount, "reference": l.reference, "booked_on": l.booked_on,
+            "verdict": report.verdicts[l.transaction_id].value, "transfer_outcome": t.outcome if t else None,
+            "recorded_amount": t.amount if t else None, "payment_id": p.id if p else None,
+            "payment_amount": p.amount if p else None, "dossier_code": p.dossier_code if p else None,
+        }  # fmt: skip
+
+    views = [line_view(l) for l in lines]
+    return {
+        "provider": provider,
+        "day": day,
+        "matched": [v for v in views if v["verdict"] == domain.LineVerdict.MATCHED],
+        "missing_in_service": [v for v in views if v["verdict"] == domain.LineVerdict.BANK_ONLY],
+        "disagreeing": [v for v in views if v["verdict"] == domain.LineVerdict.DISAGREES],
+        "missing_in_statement": [
+            {
+                "transaction_id": t.provider_transaction_id, "amount": t.amount, "reference": t.reference,
+                "occurred_at": t.occurred_at, "payment_id": t.payment_id,
+                "dossier_code": payments[t.payment_id].dossier_code if t.payment_id in payments else None,
+            }
+            for t in missing_from_bank
+        ],
+    }  # fmt: skip
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+def qr_payload(payment: store.Payment) -> str | None:
+    """The VietQR payload of a payment (None when its unit has no collection account configured)."""
+    if not payment.bank_bin or not payment.account:
+        return None
+    return domain.encode(
+        domain.fee_qr(
+            bank_bin=payment.bank_bin, account=payment.account, card=payment.card, amount=payment.amount,
+            dossier_code=payment.dossier_code, payment=payment.id, procedure_name=payment.procedure_name,
+        )
+    )  # fmt: skip
+
+
+def _units(user: Principal) -> list[str] | None:
+    return None if "*" in user.units else sorted(user.units)
+
+
+async def list_payments(
+    session: AsyncSession, user: Principal, *, dossier_code: str | None, status: str | None, limit: int, offset: int
+) -> tuple[list[store.Payment], int]:
+    """A dossier's payments, or the caller's units' payments."""
+    if dossier_code:
+        rows = [p for p in await store.of_dossier(session=session, dossier_code=dossier_code) if can_see(user, p)]
+        rows = [p for p in rows if status is None or p.status == status]
+        return rows[offset : offset + limit], len(rows)
+    return await store.search(session=session, units=_units(user), status=status, limit=limit, offset=offset)
+
+
+async def assessment_of(session: AsyncSession, code: str, user: Principal) -> tuple[store.FeeDossier, list[store.Payment]]:
+    """What payments knows of a dossier's fee: the basis, what waits for pages, and the requests."""
+    dossier = await store.dossier(session=session, code=code)
+    if dossier is None or not (user.can_see(dossier.unit) or (dossier.receiving_unit and user.can_see(dossier.receiving_unit))):
+        raise NotFound("fee assessment of dossier", code)
+    return dossier, await store.of_dossier(session=session, dossier_code=code)
+
+
+async def held(session: AsyncSession, user: Principal, *, limit: int, offset: int) -> tuple[list[store.Transfer], int]:
+    """Transfers waiting for a person (unmatched, mismatched, or for a request no longer payable)."""
+    return await store.held_transfers(
+        session=session, outcomes=[o.value for o in domain.HELD], units=_units(user), limit=limit, offset=offset
+    )
+
+
+async def audit_trail(session: AsyncSession, payment_id: str, user: Principal) -> list[store.AuditLine]:
+    """A payment's audit lines."""
+    await visible(session, payment_id, user)
+    return await store.audit_of(session=session, payment_id=payment_id)
+
+
+def parse_callback(body: bytes) -> ProviderCallback:
+    """The callback body, or a 422 naming what is wrong."""
+    try:
+        return ProviderCallback.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{"location": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors()]
+        detail = "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors[:5])
+        raise Problem(422, "validation-error", "The request is not valid", detail, errors=errors) from None
+
+
+def subscriptions(settings: PaymentsSettings) -> Subscription:
+    """What payments listens to: reception and withdrawal from intake, certified copies' pages from digitization."""
+    handlers: dict[type[Event], Any] = {
+        DossierReceived: partial(assess_received, settings=settings),
+        DossierWithdrawn: on_withdrawn,
+        CopyCertified: partial(on_copy_certified, settings=settings),
+    }
+    return Subscription(producers=(INTAKE, DIGITIZATION), handlers=handlers)
+
