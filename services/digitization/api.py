@@ -1,0 +1,477 @@
+"""Digitization routes: validate, call one handler, map the result."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ValidationError
+
+from services.digitization import domain, handlers, store, upload
+from services.digitization.handlers import Context
+from shared.auth import CurrentUser
+from shared.errors import NotFound, Problem
+
+router = APIRouter(prefix="/api/v1")
+M = TypeVar("M", bound=BaseModel)
+
+_CHECKSUM_HEADERS = {
+    "X-Content-SHA256": "SHA-256 of the file (hex) as the client computed it: a mismatch is refused (422)",
+    "Repr-Digest": "RFC 9530 form of the same: `sha-256=:<base64>:`",
+}
+
+
+# ---- response models -----------------------------------------------------------------------
+
+
+class SignaturePublic(BaseModel):
+    """Who signed a document and when."""
+
+    signer: str | None
+    certificate_serial: str | None
+    signed_at: datetime | None
+    signed_by: str | None
+
+
+class DocumentPublic(BaseModel):
+    """A digitized document with its metadata (DOMAIN §3 rule 6) and where to fetch it."""
+
+    id: str
+    dossier_code: str
+    unit: str
+    stage: str
+    kind: str
+    component_code: str | None
+    component_name: str | None
+    mandatory: bool
+    paper_code: str | None
+    paper_name: str | None
+    paper_number: str | None
+    issuer: str | None
+    issued_on: date | None
+    valid_until: date | None
+    scope: str | None
+    owner: str | None = None
+    media_type: str = domain.PDF
+    sha256: str
+    size: int
+    pages: int
+    original_media_type: str
+    original_sha256: str
+    original_size: int
+    original_filename: str | None
+    signed: bool
+    signature: SignaturePublic | None
+    reused_from: str | None
+    copy_number: str | None
+    created_at: datetime
+    created_by: str
+    content_url: str
+
+
+class DocumentsPublic(BaseModel):
+    """A list of documents."""
+
+    data: list[DocumentPublic]
+    count: int
+
+
+class SignatureDetail(BaseModel):
+    """One signature as pyHanko verified it."""
+
+    field: str
+    valid: bool
+    intact: bool
+    trusted: bool
+    signer: str | None
+    certificate_serial: str | None
+    signing_time: datetime | None
+    covers_whole_file: bool
+    modified_after_signing: bool
+    changes_allowed: bool
+    summary: str
+
+
+class SignatureReportPublic(BaseModel):
+    """Is the file signed, by whom, when, and did it change afterwards."""
+
+    document_id: str | None = None
+    signed: bool
+    valid: bool
+    trusted: bool
+    signer: str | None
+    signing_time: datetime | None
+    certificate_serial: str | None
+    modified_after_signing: bool
+    sha256: str
+    sha256_matches: bool | None = None
+    copy_number: str | None = None
+    signatures: list[SignatureDetail]
+
+
+class OwnerPublic(BaseModel):
+    """A person declared for a dossier (the id number masked)."""
+
+    dossier_code: str
+    owner: str
+    declared_at: datetime
+    declared_by: str
+
+
+class CompletionPublic(BaseModel):
+    """A dossier digitized at intake."""
+
+    dossier_code: str
+    completed_at: datetime
+    completed_by: str
+    required: int
+    digitized: int
+    reused: int
+
+
+class AccessPublic(BaseModel):
+    """One line of the access audit."""
+
+    id: int
+    at: datetime
+    actor: str
+    roles: str
+    action: str
+    outcome: str
+    dossier_code: str | None
+    owner: str | None
+    document_id: str | None
+    detail: str | None
+
+
+class AccessesPublic(BaseModel):
+    """A page of the access audit."""
+
+    data: list[AccessPublic]
+    count: int
+
+
+# ---- mapping -------------------------------------------------------------------------------
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.context
+
+
+def _document(doc: store.Document) -> DocumentPublic:
+    signature = (
+        SignaturePublic(signer=doc.signer, certificate_serial=doc.certificate_serial, signed_at=doc.signed_at, signed_by=doc.signed_by)
+        if doc.signed
+        else None
+    )
+    return DocumentPublic(
+        **doc.model_dump(exclude={"owner_key", "owner_hint", "signer", "certificate_serial", "signed_at", "signed_by"}),
+        owner=doc.owner_hint,
+        signature=signature,
+        content_url=f"/api/v1/documents/{doc.id}/content",
+    )
+
+
+def _documents(rows: list[store.Document]) -> DocumentsPublic:
+    return DocumentsPublic(data=[_document(r) for r in rows], count=len(rows))
+
+
+def _report(check_sha256: str, reports: list, *, document_id: str | None = None, matches: bool | None = None, copy_number: str | None = None) -> SignatureReportPublic:
+    details = [SignatureDetail(**r.__dict__) for r in reports]
+    last = details[-1] if details else None
+    return SignatureReportPublic(
+        document_id=document_id,
+        signed=bool(details),
+        valid=bool(details) and all(d.valid for d in details),
+        trusted=bool(details) and all(d.trusted for d in details),
+        signer=last.signer if last else None,
+        signing_time=last.signing_time if last else None,
+        certificate_serial=last.certificate_serial if last else None,
+        modified_after_signing=bool(last) and last.modified_after_signing,  # type: ignore[union-attr]
+        sha256=check_sha256,
+        sha256_matches=matches,
+        copy_number=copy_number,
+        signatures=details,
+    )
+
+
+def _metadata(model: type[M], fields: dict[str, str]) -> M:
+    """Form fields as a command; a 422 problem naming the fields otherwise."""
+    try:
+        return model.model_validate({k: v for k, v in fields.items() if k != "file" and v.strip() != ""})
+    except ValidationError as exc:
+        errors = [{"location": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors()]
+        detail = "; ".join(f"{'.'.join(e['location']) or 'body'}: {e['message']}" for e in errors[:5])
+        raise Problem(422, "validation-error", "The request is not valid", detail, errors=errors) from None
+
+
+async def _receive(request: Request, ctx: Context) -> upload.Upload:
+    return await upload.receive(request, spool_dir=ctx.work_dir, max_file_bytes=ctx.settings.max_upload_bytes)
+
+
+# ---- documents -----------------------------------------------------------------------------
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "dossier_code"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "PDF, JPEG, PNG or TIFF (by content)"},
+                        **{name: {"type": "string"} for name in handlers.DigitizePaper.model_fields},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/documents", status_code=201, response_model=DocumentPublic, tags=["documents"],
+    summary="Digitize a paper of a dossier or its result (multipart, streamed; images become PDF)",
+    openapi_extra=_UPLOAD_BODY,
+    responses={200: {"description": "the same bytes for the same component were uploaded before: that document"},
+               413: {"description": "larger than MAX_UPLOAD_BYTES"}, 415: {"description": "not PDF, JPEG, PNG or TIFF"},
+               422: {"description": "bad metadata, damaged file or checksum mismatch"}},
+)  # fmt: skip
+async def digitize(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    x_content_sha256: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["X-Content-SHA256"])] = None,
+    repr_digest: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["Repr-Digest"])] = None,
+) -> DocumentPublic:
+    ctx = _ctx(request)
+    handlers.require(user, *handlers.OFFICIALS)  # refuse before reading the body
+    received = await _receive(request, ctx)
+    try:
+        cmd = _metadata(handlers.DigitizePaper, received.fields)
+        doc, created = await handlers.digitize(
+            ctx, received.file, cmd, user=user, content_sha256=x_content_sha256, repr_digest=repr_digest
+        )
+    finally:
+        received.discard()
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/v1/documents/{doc.id}"
+    return _document(doc)
+
+
+@router.get("/documents/{document_id}", response_model=DocumentPublic, tags=["documents"], summary="A document's metadata")
+async def get_document(
+    request: Request,
+    document_id: str,
+    user: CurrentUser,
+    for_dossier: Annotated[str | None, Query(max_length=64, description="the dossier you handle, to read its owner's paper")] = None,
+) -> DocumentPublic:
+    doc = await handlers.open_document(_ctx(request), document_id, user=user, for_dossier=for_dossier, action="view")
+    return _document(doc)
+
+
+@router.get(
+    "/documents/{document_id}/content", tags=["documents"],
+    summary="The document's bytes (PDF, or the original upload); supports Range requests",
+    responses={200: {"content": {"application/pdf": {}}}, 206: {"description": "the requested byte range"},
+               416: {"description": "the range lies outside the file"}},
+)  # fmt: skip
+async def content(
+    request: Request,
+    document_id: str,
+    user: CurrentUser,
+    variant: Literal["pdf", "original"] = "pdf",
+    for_dossier: Annotated[str | None, Query(max_length=64)] = None,
+    range_: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    ctx = _ctx(request)
+    doc = await handlers.open_document(ctx, document_id, user=user, for_dossier=for_dossier, action="download")
+    sha256, size, media_type = (
+        (doc.sha256, doc.size, domain.PDF) if variant == "pdf" else (doc.original_sha256, doc.original_size, doc.original_media_type)
+    )
+    etag = f'"{sha256}"'
+    headers = {"Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "private, max-age=0"}
+    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png", "image/tiff": "tif"}.get(media_type, "bin")
+    headers["Content-Disposition"] = f'inline; filename="{doc.id}.{extension}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    if_range = request.headers.get("if-range")
+    try:
+        span = domain.byte_range(range_, size) if if_range in (None, etag) else None
+    except domain.UnsatisfiableRange:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, end = span if span else (0, size - 1)
+    headers["Content-Length"] = str(end - start + 1)
+    if span:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in ctx.files.open_range(sha256, start, end):
+            yield chunk
+
+    return StreamingResponse(body(), status_code=206 if span else 200, media_type=media_type, headers=headers)
+
+
+@router.get("/dossiers/{code}/documents", response_model=DocumentsPublic, tags=["documents"], summary="A dossier's documents")
+async def dossier_documents(request: Request, code: str, user: CurrentUser) -> DocumentsPublic:
+    return _documents(await handlers.documents_of(_ctx(request), code, user=user))
+
+
+# ---- signatures ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/documents/{document_id}/sign", response_model=DocumentPublic, tags=["signatures"],
+    summary="Sign a result with the unit's certificate (PAdES, visible block) (leader)",
+)  # fmt: skip
+async def sign(request: Request, document_id: str, user: CurrentUser, body: handlers.SignResult | None = None) -> DocumentPublic:
+    doc, _ = await handlers.sign_result(_ctx(request), document_id, body or handlers.SignResult(), user=user)
+    return _document(doc)
+
+
+@router.get(
+    "/documents/{document_id}/signature", response_model=SignatureReportPublic, tags=["signatures"],
+    summary="Verify the stored file: validity, signer, time, changes after signing",
+)  # fmt: skip
+async def signature(
+    request: Request, document_id: str, user: CurrentUser, for_dossier: Annotated[str | None, Query(max_length=64)] = None
+) -> SignatureReportPublic:
+    ctx = _ctx(request)
+    doc = await handlers.open_document(ctx, document_id, user=user, for_dossier=for_dossier, action="verify")
+    check = await handlers.check_signatures(ctx, doc)
+    return _report(check.sha256, check.reports, document_id=doc.id, matches=check.sha256_matches, copy_number=doc.copy_number)
+
+
+@router.get(
+    "/public/documents/{document_id}/signature", response_model=SignatureReportPublic, tags=["public"],
+    summary="Anyone holding a certified copy's link (its QR code) checks its signature: no personal data",
+)  # fmt: skip
+async def public_signature(request: Request, document_id: str) -> SignatureReportPublic:
+    ctx = _ctx(request)
+    async with ctx.db.sessions() as session:
+        doc = await store.get(session=session, document_id=document_id)
+    if doc is None or doc.kind != "certified_copy":
+        raise NotFound("certified copy", document_id)
+    check = await handlers.check_signatures(ctx, doc)
+    return _report(check.sha256, check.reports, document_id=doc.id, matches=check.sha256_matches, copy_number=doc.copy_number)
+
+
+@router.post(
+    "/signatures/verify", response_model=SignatureReportPublic, tags=["signatures"],
+    summary="Verify a PDF someone presents (multipart 'file')",
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}},
+)  # fmt: skip
+async def verify(request: Request, user: CurrentUser) -> SignatureReportPublic:
+    ctx = _ctx(request)
+    received = await _receive(request, ctx)
+    try:
+        if received.file is None or domain.sniff(received.file.head) is not domain.MediaType.PDF:
+            raise Problem(415, "unsupported-media-type", "Send a PDF", "file: only a PDF can carry a signature.")
+        reports = await handlers.verify_path(ctx, received.file.path)
+        return _report(received.file.sha256, reports)
+    finally:
+        received.discard()
+
+
+# ---- the owner's store -----------------------------------------------------------------------
+
+
+@router.post(
+    "/dossiers/{code}/owners", status_code=201, response_model=OwnerPublic, tags=["citizen store"],
+    summary="Declare whose papers a dossier concerns (after checking the id)",
+)  # fmt: skip
+async def declare_owner(request: Request, code: str, body: handlers.DeclareOwner, user: CurrentUser) -> OwnerPublic:
+    owner = await handlers.declare_owner(_ctx(request), code, body, user=user)
+    return OwnerPublic(dossier_code=owner.dossier_code, owner=owner.owner_hint, declared_at=owner.declared_at, declared_by=owner.declared_by)
+
+
+@router.post(
+    "/citizen-documents/search", response_model=DocumentsPublic, tags=["citizen store"],
+    summary="An owner's stored papers, for an official handling an open dossier of that owner (audited)",
+)  # fmt: skip
+async def search(request: Request, body: handlers.SearchOwnerStore, user: CurrentUser) -> DocumentsPublic:
+    return _documents(await handlers.search_owner_store(_ctx(request), body, user=user))
+
+
+@router.post(
+    "/dossiers/{code}/reuses", status_code=201, response_model=DocumentPublic, tags=["citizen store"],
+    summary="Fill a component with a paper from the owner's store (no new upload); emits document.reused",
+    responses={200: {"description": "this paper already fills that component: the same document"}},
+)  # fmt: skip
+async def reuse(request: Request, response: Response, code: str, body: handlers.ReuseDocument, user: CurrentUser) -> DocumentPublic:
+    doc, created = await handlers.reuse(_ctx(request), code, body, user=user)
+    response.status_code = 201 if created else 200
+    return _document(doc)
+
+
+@router.post(
+    "/dossiers/{code}/intake-digitization", status_code=201, response_model=CompletionPublic, tags=["documents"],
+    summary="Intake digitization done: every required component digitized or reused (emits dossier.digitized once)",
+    responses={409: {"description": "components still missing (listed)"}},
+)  # fmt: skip
+async def complete_intake(
+    request: Request, response: Response, code: str, body: handlers.CompleteIntake, user: CurrentUser
+) -> CompletionPublic:
+    row, created = await handlers.complete_intake(_ctx(request), code, body, user=user)
+    response.status_code = 201 if created else 200
+    return CompletionPublic.model_validate(row, from_attributes=True)
+
+
+def _accesses(rows: list[store.DocumentAccess], total: int) -> AccessesPublic:
+    data = [AccessPublic(**r.model_dump(exclude={"owner_key", "owner_hint"}), owner=r.owner_hint) for r in rows]  # type: ignore[arg-type]
+    return AccessesPublic(data=data, count=total)
+
+
+@router.get("/document-accesses", response_model=AccessesPublic, tags=["audit"], summary="The access audit (auditor, admin)")
+async def accesses(
+    request: Request,
+    user: CurrentUser,
+    dossier_code: Annotated[str | None, Query(max_length=64)] = None,
+    document_id: Annotated[str | None, Query(max_length=36)] = None,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AccessesPublic:
+    query = handlers.AccessQuery(dossier_code=dossier_code, document_id=document_id, actor=actor, limit=limit, offset=offset)
+    return _accesses(*await handlers.access_log(_ctx(request), query, user=user))
+
+
+@router.post(
+    "/document-accesses/search", response_model=AccessesPublic, tags=["audit"],
+    summary="The access audit of one person (id number in the body, not the URL) (auditor, admin)",
+)  # fmt: skip
+async def accesses_of(request: Request, body: handlers.AccessQuery, user: CurrentUser) -> AccessesPublic:
+    return _accesses(*await handlers.access_log(_ctx(request), body, user=user))
+
+
+# ---- certified electronic copies -----------------------------------------------------------
+
+
+@router.post(
+    "/certified-copies", status_code=201, response_model=DocumentPublic, tags=["certified copies"],
+    summary="Certify an electronic copy from the original (2.000815): scan → certification page → signature → owner's store",
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file", "dossier_code", "paper_name", "owner_id_number"],
+        "properties": {"file": {"type": "string", "format": "binary"},
+                       **{name: {"type": "string"} for name in handlers.CertifyCopy.model_fields}}}}}}},
+)  # fmt: skip
+async def certify(
+    request: Request,
+    user: CurrentUser,
+    x_content_sha256: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["X-Content-SHA256"])] = None,
+    repr_digest: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["Repr-Digest"])] = None,
+) -> DocumentPublic:
+    ctx = _ctx(request)
+    handlers.require(user, *handlers.OFFICIALS)
+    received = await _receive(request, ctx)
+    try:
+        cmd = _metadata(handlers.CertifyCopy, received.fields)
+        doc = await handlers.certify_copy(ctx, received.file, cmd, user=user, content_sha256=x_content_sha256, repr_digest=repr_digest)
+    finally:
+        received.discard()
+    return _document(doc)

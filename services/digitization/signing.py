@@ -1,0 +1,189 @@
+"""PAdES signatures with pyHanko: the unit's certificate from a PKCS#12 file, a visible block, and verification.
+
+Blocking (CPU and file I/O): call these from async code through ``asyncio.to_thread``.
+Files in, files out: a document is never held whole in memory here beyond what pyHanko reads.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import AxisAlignment, Margins, SimpleBoxLayoutRule
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import load_cert_from_pemder
+from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator import ValidationContext
+
+from shared.forms import FONT_FAMILY, _font_files
+
+Box = tuple[int, int, int, int]
+
+
+class SigningUnavailable(RuntimeError):
+    """The PKCS#12 file is missing, unreadable or has no usable key."""
+
+
+@dataclass(frozen=True)
+class UnitSigner:
+    """The unit's key and certificate, and the roots its signatures are checked against."""
+
+    signer: signers.SimpleSigner
+    name: str
+    certificate_serial: str
+    trust_roots: tuple[asn1_x509.Certificate, ...]
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class VisibleBlock:
+    """Where the visible signature goes (PDF points, origin bottom-left) and what it says."""
+
+    page: int
+    box: Box
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """One signature as a verifier sees it."""
+
+    field: str
+    valid: bool
+    intact: bool
+    trusted: bool
+    signer: str | None
+    certificate_serial: str | None
+    signing_time: datetime | None
+    covers_whole_file: bool
+    modified_after_signing: bool
+    changes_allowed: bool
+    summary: str
+
+
+def load_signer(pkcs12_file: Path, password: str | None, extra_roots: tuple[Path, ...] = ()) -> UnitSigner:
+    """Read the PKCS#12 archive; the chain inside it (and ``extra_roots``) become the trust roots."""
+    try:
+        data = pkcs12_file.read_bytes()
+    except OSError as exc:
+        raise SigningUnavailable(f"cannot read the PKCS#12 file {pkcs12_file}: {exc.strerror}") from exc
+    try:
+        signer = signers.SimpleSigner.load_pkcs12_data(data, other_certs=[], passphrase=password.encode() if password else None)
+    except ValueError as exc:
+        raise SigningUnavailable(f"the PKCS#12 file {pkcs12_file} cannot be opened (wrong password?)") from exc
+    cert = signer.signing_cert
+    chain = [c for c in signer.cert_registry if c.issuer == c.subject or c.ca]
+    roots = tuple(c for c in chain if c.self_signed != "no") + tuple(load_cert_from_pemder(str(p)) for p in extra_roots)
+    if not roots:  # a chain without its root: trust the highest certificate given
+        roots = tuple(chain) or (cert,)
+    return UnitSigner(
+        signer=signer,
+        name=cert.subject.native.get("common_name", cert.subject.human_friendly),
+        certificate_serial=format(cert.serial_number, "X"),
+        trust_roots=roots,
+        not_after=cert["tbs_certificate"]["validity"]["not_after"].native,
+    )
+
+
+@cache
+def _stamp_style(font_size: int) -> TextStampStyle:
+    return TextStampStyle(
+        stamp_text="%(block)s",
+        text_box_style=TextBoxStyle(
+            font=GlyphAccumulatorFactory(str(_font_files()[""]), font_size=font_size), leading=font_size + 3
+        ),
+        inner_content_layout=SimpleBoxLayoutRule(
+            x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MID, margins=Margins.uniform(4)
+        ),
+        border_width=1,
+        background=None,
+    )
+
+
+def sign_file(
+    source: Path,
+    target: Path,
+    unit: UnitSigner,
+    *,
+    field_name: str,
+    reason: str,
+    location: str | None = None,
+    block: VisibleBlock | None = None,
+    font_size: int = 8,
+) -> None:
+    """Sign ``source`` into ``target`` as an incremental update (PAdES baseline B, SHA-256)."""
+    meta = signers.PdfSignatureMetadata(
+        field_name=field_name,
+        reason=reason,
+        location=location,
+        subfilter=fields.SigSeedSubFilter.PADES,
+        md_algorithm="sha256",
+    )
+    spec = fields.SigFieldSpec(
+        sig_field_name=field_name,
+        on_page=block.page if block else 0,
+        box=block.box if block else None,
+    )
+    with open(source, "rb") as inf, open(target, "wb") as out:
+        writer = IncrementalPdfFileWriter(inf, strict=False)
+        pdf_signer = signers.PdfSigner(meta, unit.signer, stamp_style=_stamp_style(font_size), new_field_spec=spec)
+        text = "\n".join(unicodedata.normalize("NFC", line) for line in block.lines) if block else ""
+        pdf_signer.sign_pdf(writer, appearance_text_params={"block": text}, output=out)
+
+
+def page_boxes(path: Path) -> list[tuple[float, float]]:
+    """Width and height (points) of every page, to place a block."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(path, strict=False)
+    return [(float(page.mediabox.width), float(page.mediabox.height)) for page in reader.pages]
+
+
+def _name_of(cert: asn1_x509.Certificate | None) -> str | None:
+    if cert is None:
+        return None
+    return cert.subject.native.get("common_name", cert.subject.human_friendly)
+
+
+async def verify_file(path: Path, trust_roots: tuple[asn1_x509.Certificate, ...]) -> list[SignatureReport]:
+    """Every signature of a PDF, checked against the given roots (no network: no OCSP or CRL fetching)."""
+    context = ValidationContext(trust_roots=list(trust_roots), allow_fetching=False, revocation_mode="soft-fail")
+    usage = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False)
+    reports = []
+    with open(path, "rb") as f:
+        reader = PdfFileReader(f, strict=False)
+        for embedded in reader.embedded_signatures:
+            status = await async_validate_pdf_signature(embedded, context, key_usage_settings=usage)
+            whole = status.coverage is not None and status.coverage.name == "ENTIRE_FILE"
+            cert = status.signing_cert
+            reports.append(
+                SignatureReport(
+                    field=embedded.field_name,
+                    valid=bool(status.valid and status.intact),
+                    intact=bool(status.intact),
+                    trusted=bool(status.trusted),
+                    signer=_name_of(cert),
+                    certificate_serial=format(cert.serial_number, "X") if cert is not None else None,
+                    signing_time=status.signer_reported_dt,
+                    covers_whole_file=whole,
+                    modified_after_signing=not whole,
+                    changes_allowed=bool(status.docmdp_ok) if not whole else True,
+                    summary=status.summary(),
+                )
+            )
+    return reports
+
+
+def font_family() -> str:
+    """The font the visible block is set in."""
+    return FONT_FAMILY
