@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` runs :mod:`bench.intake`. Measurements only, never assertions on timing."""
