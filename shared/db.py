@@ -47,8 +47,10 @@ class Database:
         self.service = service
         self.namespace = namespace
         self.clock = clock
+        # No pre-ping: it costs a round trip per checkout. After a database restart the pool is invalidated on the
+        # first disconnect error; that request gets a 503 problem and the consumer retries (see errors.py, consumer.py).
         self.engine: AsyncEngine = create_async_engine(
-            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+            self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800
         )
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 

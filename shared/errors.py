@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -95,6 +96,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         slug = _STATUS_SLUGS.get(exc.status_code, "http-error")
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(Problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), detail), request)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        lost = isinstance(exc, OSError) or (
+            isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
+        )
+        if lost:
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            problem = Problem(503, "database-unavailable", "Database unavailable", "The database did not answer; nothing was changed. Retry shortly.")
+            response = problem_response(problem, request)
+            response.headers["Retry-After"] = "1"
+            return response
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

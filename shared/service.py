@@ -33,12 +33,12 @@ from shared.telemetry import current_trace_id, setup_tracing
 log = logging.getLogger("motcua.service")
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     """Dependency: the service's database."""
     return request.app.state.db
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     """Dependency: the service's clock."""
     return request.app.state.clock
 

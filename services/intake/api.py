@@ -241,6 +241,7 @@ async def list_versions(code: str, db: DbDep) -> ProceduresPublic:
     summary="Publish a new version (admin)",
 )  # fmt: skip
 async def publish_version(
+    request: Request,
     code: Annotated[str, Path(pattern=r"^[0-9A-Za-z.\-]{1,32}$")],
     body: handlers.PublishVersion,
     db: DbDep,
@@ -248,6 +249,7 @@ async def publish_version(
 ) -> ProcedurePublic:
     async with db.unit_of_work(actor=user.subject) as tx:
         row = await handlers.publish_version(tx, code, body, user=user)
+    request.app.state.catalog.forget()
     return _procedure(row)
 
 
@@ -300,10 +302,12 @@ class CatalogImport(BaseModel):
 
 @router.post("/catalog/import", tags=["procedures"], summary="Load an exported catalog (admin)")
 async def import_catalog(
-    body: CatalogImport, db: DbDep, user: Annotated[Principal, require_roles(Role.ADMIN)]
+    request: Request, body: CatalogImport, db: DbDep, user: Annotated[Principal, require_roles(Role.ADMIN)]
 ) -> dict[str, int]:
     async with db.unit_of_work(actor=user.subject) as tx:
-        return await handlers.import_catalog(tx, body.procedures, user=user)
+        counts = await handlers.import_catalog(tx, body.procedures, user=user)
+    request.app.state.catalog.forget()
+    return counts
 
 
 # ---- calendar ------------------------------------------------------------------
@@ -385,7 +389,7 @@ async def receive_dossier(
     async with db.unit_of_work(actor=user.subject) as tx:
         dossier, created = await handlers.receive_dossier(
             tx, body, user=user, unit=_single_unit(user), calendars=request.app.state.calendars,
-            settings=request.app.state.settings, idempotency_key=idempotency_key,
+            catalog=request.app.state.catalog, settings=request.app.state.settings, idempotency_key=idempotency_key,
         )  # fmt: skip
     if not created:
         response.status_code = 200
@@ -416,7 +420,7 @@ async def portal_dossier(
             detail = "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors[:5])
             raise Problem(422, "validation-error", "The request is not valid", detail, errors=errors) from None
         dossier, created = await handlers.receive_portal_dossier(
-            tx, submission, calendars=request.app.state.calendars, settings=settings
+            tx, submission, calendars=request.app.state.calendars, catalog=request.app.state.catalog, settings=settings
         )
     if not created:
         response.status_code = 200

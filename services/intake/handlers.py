@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time as _time
 from datetime import date, datetime
 from typing import Any, Literal
@@ -219,6 +220,30 @@ async def procedure_in_force(tx_or_session: Any, code: str, day: date) -> store.
     return row
 
 
+class CatalogCache:
+    """Procedure versions in force, per (code, day), kept a few seconds: a reception need not read the catalog.
+
+    A version published here is seen at once; one published through another replica within the cache time.
+    """
+
+    def __init__(self, settings: IntakeSettings) -> None:
+        self.settings = settings
+        self._cached: dict[tuple[str, date], tuple[float, store.ProcedureVersion]] = {}
+
+    async def in_force(self, tx: UnitOfWork, code: str, day: date) -> store.ProcedureVersion:
+        """The row in force on the day (a 422 problem when there is none)."""
+        hit = self._cached.get((code, day))
+        if hit and _time.monotonic() - hit[0] < self.settings.calendar_cache_seconds:
+            return hit[1]
+        row = await procedure_in_force(tx, code, day)
+        self._cached[(code, day)] = (_time.monotonic(), row)
+        return row
+
+    def forget(self) -> None:
+        """Drop everything after the catalog changed here."""
+        self._cached.clear()
+
+
 class CalendarCache:
     """Working calendars per province: the national calendar plus the admin's days, reloaded every few seconds."""
 
@@ -226,12 +251,20 @@ class CalendarCache:
         self.db = db
         self.settings = settings
         self._cached: dict[str, tuple[float, WorkingCalendar]] = {}
+        self._loading = asyncio.Lock()
 
     async def get(self, province: str) -> WorkingCalendar:
         """The province's calendar."""
         hit = self._cached.get(province)
         if hit and _time.monotonic() - hit[0] < self.settings.calendar_cache_seconds:
             return hit[1]
+        async with self._loading:
+            hit = self._cached.get(province)
+            if hit and _time.monotonic() - hit[0] < self.settings.calendar_cache_seconds:
+                return hit[1]
+            return await self._load(province)
+
+    async def _load(self, province: str) -> WorkingCalendar:
         async with self.db.sessions() as session:
             days = await store.calendar_days(session=session, province=province)
         calendar = WorkingCalendar(
@@ -316,6 +349,7 @@ async def _accept(
     processing_unit: str,
     channel: str,
     calendar: WorkingCalendar,
+    catalog: CatalogCache,
     settings: IntakeSettings,
     received_by: str,
     received_at: datetime,
@@ -324,7 +358,7 @@ async def _accept(
 ) -> store.Dossier:
     """Give an accepted dossier its code, appointment and fee, store it and emit ``dossier.received``."""
     day = domain.receipt_day(received_at)
-    row = await procedure_in_force(tx, cmd.procedure_code, day)
+    row = await catalog.in_force(tx, cmd.procedure_code, day)
     procedure = procedure_of(row)
     if channel == "online" and procedure.online_level is domain.OnlineLevel.IN_PERSON:
         raise Problem(422, "not-online", "Not an online procedure", f"procedure_code: {procedure.code} is done in person only.")
@@ -407,6 +441,7 @@ async def receive_dossier(
     user: Principal,
     unit: str,
     calendars: CalendarCache,
+    catalog: CatalogCache,
     settings: IntakeSettings,
     idempotency_key: str | None = None,
 ) -> tuple[store.Dossier, bool]:
@@ -424,6 +459,7 @@ async def receive_dossier(
         processing_unit=cmd.processing_unit or unit,
         channel=cmd.channel,
         calendar=await calendars.get(domain.province_of(cmd.processing_unit or unit)),
+        catalog=catalog,
         settings=settings,
         received_by=user.subject,
         received_at=now,
@@ -435,7 +471,7 @@ async def receive_dossier(
 
 
 async def receive_portal_dossier(
-    tx: UnitOfWork, cmd: PortalDossier, *, calendars: CalendarCache, settings: IntakeSettings
+    tx: UnitOfWork, cmd: PortalDossier, *, calendars: CalendarCache, catalog: CatalogCache, settings: IntakeSettings
 ) -> tuple[store.Dossier, bool]:
     """Accept an online dossier from the portal; the same portal id twice gives the first dossier."""
     earlier = await store.by_portal_id(session=tx.session, portal_dossier_id=cmd.portal_dossier_id)
@@ -451,6 +487,7 @@ async def receive_portal_dossier(
         processing_unit=processing_unit,
         channel="online",
         calendar=calendar,
+        catalog=catalog,
         settings=settings,
         received_by="portal",
         received_at=now,
