@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -125,9 +125,12 @@ class EventConsumer:
         self._stopping.set()
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        repositioned: dict[TopicPartition, int] = {}
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.relay_batch_size)
             for tp, records in batches.items():
+                if not await self._where_the_group_stands(consumer, tp, records[0].offset, repositioned):
+                    continue
                 for record in records:
                     if self._stopping.is_set():
                         return
@@ -135,6 +138,33 @@ class EventConsumer:
                     failpoint("consumer.after_db_commit")
                 await consumer.commit({tp: records[-1].offset + 1})
                 failpoint("consumer.after_offset_commit")
+
+    async def _where_the_group_stands(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, first: int, repositioned: dict[TopicPartition, int]
+    ) -> bool:
+        """Whether a fetched batch starts where the broker says this group stands; if not, seek there and drop it.
+
+        A restarted in-memory broker (Tansu) comes back without topics, records or group offsets. Until a heartbeat
+        tells the client that its group is gone, the client keeps fetching from its old position N in the new log:
+        records 0..N-1 would be skipped, then redelivered after the failed offset commit, so one dossier's events
+        would be applied out of order. The broker's committed offset (or the log start when none is committed) is
+        the truth, so each batch is checked against it before anything is applied.
+        """
+        sought = repositioned.pop(tp, None)
+        if sought is not None and first >= sought:
+            return True  # fetched from where we sought: a later first offset is a gap in the log, not a skip
+        committed = await consumer.committed(tp)
+        if committed == first:
+            return True
+        start = (await consumer.beginning_offsets([tp]))[tp]
+        expected = start if committed is None else max(committed, start)
+        if first == expected:
+            return True
+        log.warning("%s: fetched from offset %s but the group stands at %s (broker restarted?): seeking there",
+                    tp, first, expected)
+        consumer.seek(tp, expected)
+        repositioned[tp] = expected
+        return False
 
     async def handle_record(self, record: ConsumerRecord) -> None:
         """Apply one record exactly once, or dead-letter it; returns only when it is settled."""

@@ -344,7 +344,9 @@ class EmbeddedPostgres:
     def _run(self, cmd: list[str], *, as_server: bool, timeout: float, input: str | None = None
              ) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL program (as the server's system user when ``as_server`` and root)."""
-        if as_server and os.geteuid() == 0 and self._system_user is None:
+        if as_server and os.geteuid() == 0:
+            # Every time, not once: the path may have been made private meanwhile (each new pytest session
+            # chmods /tmp/pytest-of-<user> to 0700, which locks the system user out of a running session's data).
             self._prepare()
         user = self._system_user if as_server and os.geteuid() == 0 else None
         env = _clean_env(_PG_ENV_DROP)

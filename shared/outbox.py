@@ -124,6 +124,11 @@ class OutboxRelay:
                 return 0
             producer = await self._producer_ready()
             try:
+                # A restarted in-memory broker (Tansu) has lost its topics, yet it acknowledges writes to them and
+                # drops them. So no batch goes out on metadata from before an outage: fresh metadata first (it fails
+                # while the broker is away; on Tansu it re-creates the topics we write to).
+                if not await producer.client.force_metadata_update():
+                    raise ConnectionError("the broker does not answer metadata requests")
                 await self._send_all(producer, rows)
             except Exception:
                 await self._close_producer()
