@@ -69,6 +69,21 @@ _DEAD = text(
 )
 
 
+class _FailedAt(Exception):
+    """A batch stopped at one record."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"record {index}: {error!r}")
+        self.index = index
+        self.error = error
+
+
+def _decode(record: ConsumerRecord) -> tuple[Envelope, Event]:
+    """The envelope and typed event of a record; raises DecodeError (or UnknownEventType)."""
+    envelope = Envelope.from_kafka(record.value, record.headers)
+    return envelope, envelope.event()
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
     """True for failures of the database connection itself, which are waited out, not counted."""
     if isinstance(exc, (TransientError, OSError, ConnectionError, asyncpg.PostgresConnectionError, InterfaceError)):
@@ -131,13 +146,72 @@ class EventConsumer:
             for tp, records in batches.items():
                 if not await self._where_the_group_stands(consumer, tp, records[0].offset, repositioned):
                     continue
-                for record in records:
-                    if self._stopping.is_set():
-                        return
-                    await self.handle_record(record)
-                    failpoint("consumer.after_db_commit")
+                if not await self._settle(records):
+                    return
                 await consumer.commit({tp: records[-1].offset + 1})
                 failpoint("consumer.after_offset_commit")
+
+    async def _settle(self, records: list[ConsumerRecord]) -> bool:
+        """Apply one partition's batch in order; False when stopping cut it short (its offset is then not committed).
+
+        Fast path: consecutive well-formed records whose handlers succeed commit together in one transaction
+        (one commit instead of one per event). The record that fails, or cannot be decoded, is then settled on
+        its own, with its own retries and dead letter, and the rest of the batch goes on after it.
+        """
+        pending = list(records)
+        while pending:
+            if self._stopping.is_set():
+                return False
+            applied, failure = await self._apply_batch(pending) if len(pending) > 1 else (0, None)
+            if applied:
+                failpoint("consumer.after_db_commit")
+                pending = pending[applied:]
+            if pending and (failure is not None or not applied):
+                await self.handle_record(pending[0], failed_once=failure)
+                failpoint("consumer.after_db_commit")
+                pending = pending[1:]
+        return True
+
+    async def _apply_batch(self, records: list[ConsumerRecord]) -> tuple[int, Exception | None]:
+        """Apply the leading records in one transaction; (how many were committed, why the next one was not)."""
+        decoded: list[tuple[ConsumerRecord, Envelope, Event]] = []
+        failure: Exception | None = None
+        for record in records:
+            try:
+                decoded.append((record, *_decode(record)))
+            except DecodeError as exc:
+                failure = exc
+                break
+        while decoded:
+            outcomes: list[tuple[Envelope, str]] = []
+            try:
+                async with self.db.unit_of_work() as tx:
+                    for index, (record, envelope, event) in enumerate(decoded):
+                        handler = self.handlers.get(envelope.type)
+                        if handler is None:
+                            outcomes.append((envelope, "ignored"))
+                            continue
+                        tx.actor = envelope.actor
+                        try:
+                            outcomes.append((envelope, await self._apply_in(tx, record, envelope, event, handler)))
+                        except Exception as exc:
+                            raise _FailedAt(index, exc) from exc
+            except _FailedAt as failed:
+                if self._stopping.is_set():
+                    raise failed.error from None
+                failure, decoded = failed.error, decoded[: failed.index]  # apply those before it, without it
+                continue
+            except Exception:  # noqa: BLE001 - e.g. the commit itself failed: settle record by record instead
+                if self._stopping.is_set():
+                    raise
+                return 0, None
+            now = self.db.clock.now()
+            for envelope, outcome in outcomes:
+                EVENTS_CONSUMED.labels(self.settings.service, envelope.type, outcome).inc()
+                if outcome == "applied":
+                    EVENT_LAG.labels(self.settings.service, envelope.type).observe(max(0.0, (now - envelope.time).total_seconds()))
+            return len(decoded), failure
+        return 0, failure
 
     async def _where_the_group_stands(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, first: int, repositioned: dict[TopicPartition, int]
@@ -166,11 +240,13 @@ class EventConsumer:
         repositioned[tp] = expected
         return False
 
-    async def handle_record(self, record: ConsumerRecord) -> None:
-        """Apply one record exactly once, or dead-letter it; returns only when it is settled."""
+    async def handle_record(self, record: ConsumerRecord, *, failed_once: Exception | None = None) -> None:
+        """Apply one record exactly once, or dead-letter it; returns only when it is settled.
+
+        ``failed_once`` is how a batch attempt already failed on this record: it counts as the first attempt.
+        """
         try:
-            envelope = Envelope.from_kafka(record.value, record.headers)
-            event = envelope.event()
+            envelope, event = _decode(record)
         except UnknownEventType as exc:
             await self._dead_letter(record, None, exc, attempts=1, reason="unknown_type")
             return
@@ -182,6 +258,15 @@ class EventConsumer:
             EVENTS_CONSUMED.labels(self.settings.service, envelope.type, "ignored").inc()
             return
         attempts, backoff = 0, self.settings.consumer_backoff_initial_seconds
+        if isinstance(failed_once, PermanentError):
+            await self._dead_letter(record, envelope, failed_once, attempts=1, reason="permanent")
+            return
+        if failed_once is not None and not is_infrastructure_error(failed_once):
+            attempts = 1
+            EVENT_RETRIES.labels(self.settings.service, envelope.type).inc()
+            if attempts >= self.settings.consumer_max_attempts:
+                await self._dead_letter(record, envelope, failed_once, attempts=attempts, reason="retries_spent")
+                return
         while True:
             try:
                 outcome = await self._apply(record, envelope, event, handler)
@@ -205,6 +290,17 @@ class EventConsumer:
                 backoff = min(backoff * 2, self.settings.consumer_backoff_max_seconds)
 
     async def _apply(self, record: ConsumerRecord, envelope: Envelope, event: Event, handler: Handler) -> str:
+        """One record in its own transaction."""
+        async with self.db.unit_of_work(actor=envelope.actor) as tx:
+            outcome = await self._apply_in(tx, record, envelope, event, handler)
+        if outcome == "applied":
+            EVENT_LAG.labels(self.settings.service, envelope.type).observe(
+                max(0.0, (self.db.clock.now() - envelope.time).total_seconds())
+            )
+        return outcome
+
+    async def _apply_in(self, tx: UnitOfWork, record: ConsumerRecord, envelope: Envelope, event: Event, handler: Handler) -> str:
+        """Inbox row, then the effect, inside the caller's transaction, under a consumer span continuing the producer's trace."""
         parent = context_from_traceparent(envelope.traceparent)
         with tracer().start_as_current_span(
             f"{envelope.type} process",
@@ -220,28 +316,24 @@ class EventConsumer:
             },
         ) as span:
             try:
-                async with self.db.unit_of_work(actor=envelope.actor) as tx:
-                    fresh = await tx.session.execute(
-                        _INBOX,
-                        {
-                            "event_id": envelope.id,
-                            "type": envelope.type,
-                            "subject": envelope.subject,
-                            "topic": record.topic,
-                            "partition": record.partition,
-                            "offset": record.offset,
-                        },
-                    )
-                    if fresh.first() is None:
-                        return "duplicate"
-                    await handler(tx, event, envelope)
+                fresh = await tx.session.execute(
+                    _INBOX,
+                    {
+                        "event_id": envelope.id,
+                        "type": envelope.type,
+                        "subject": envelope.subject,
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                    },
+                )
+                if fresh.first() is None:
+                    return "duplicate"
+                await handler(tx, event, envelope)
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR))
                 raise
-        EVENT_LAG.labels(self.settings.service, envelope.type).observe(
-            max(0.0, (self.db.clock.now() - envelope.time).total_seconds())
-        )
         return "applied"
 
     async def _dead_letter(
