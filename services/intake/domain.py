@@ -51,6 +51,9 @@ STATUS_BY_EVENT: dict[str, int] = {
     "vn.motcua.case.transfer_returned.v1": 4,
     "vn.motcua.case.approved.v1": 4,
     "vn.motcua.case.rejected.v1": 3,
+    "vn.motcua.case.payment_awaited.v1": 6,
+    "vn.motcua.case.clock_resumed.v1": 4,
+    "vn.motcua.case.stopped.v1": 8,
     "vn.motcua.case.result_ready.v1": 9,
     "vn.motcua.case.returned.v1": 10,
 }

@@ -21,9 +21,12 @@ from shared.events import (
     WORKFLOW,
     CaseApproved,
     CaseAssigned,
+    CaseClockResumed,
+    CasePaymentAwaited,
     CaseRejected,
     CaseResultReady,
     CaseReturned,
+    CaseStopped,
     CaseSupplementRequested,
     CaseTransferred,
     CaseTransferReturned,
@@ -618,6 +621,9 @@ SUBSCRIPTIONS = Subscription(
         model: follow_case
         for model in (
             CaseAssigned,
+            CaseClockResumed,
+            CasePaymentAwaited,
+            CaseStopped,
             CaseSupplementRequested,
             CaseTransferred,
             CaseTransferReturned,

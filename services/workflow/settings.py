@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import ClassVar
 
-from shared.settings import ServiceSettings
+from pydantic import Field, model_validator
+
+from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
 
 
 class WorkflowSettings(ServiceSettings):
@@ -12,3 +15,29 @@ class WorkflowSettings(ServiceSettings):
 
     service: ClassVar[str] = "workflow"
     port: int = 8002
+    # The office's working hours: the same calendar as intake's.
+    office_opens: time = time(7, 30)
+    office_closes: time = time(17, 0)
+    same_day_cutoff: time = time(15, 0)
+    # The deadline sweep: a role Kubernetes may give to some replicas only; several may run at once.
+    run_sweep: bool = True
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    sweep_batch_size: int = Field(default=200, ge=1)
+    # One office day (07:30-17:00) ahead by default: a 17:00 deadline is announced at 17:00 the working day before.
+    warning_threshold_working_hours: float = Field(default=9.5, ge=0, description="warn this many office hours ahead")
+    # Citizen feedback (phản ánh, kiến nghị) is answered within this many working days.
+    feedback_deadline_working_days: int = Field(default=15, ge=1)
+    # The public rating link is signed with this secret (HMAC-SHA256 over the dossier code).
+    rating_link_secret: str = "dev"
+    public_base_url: str = "http://127.0.0.1:8002"
+    # Names printed on the forms (02, 04, 05): the one-stop department and, per unit code, its governing body.
+    one_stop_name: str = "Bộ phận Tiếp nhận và Trả kết quả"
+    unit_names: dict[str, str] = Field(default_factory=dict, description='JSON, e.g. {"000.00.12.H56": "UBND PHƯỜNG BẾN NGHÉ"}')
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_rating_secret(self) -> WorkflowSettings:
+        if self.environment == "production":
+            secret = self.rating_link_secret.strip()
+            if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32:
+                raise ValueError("production needs WORKFLOW_RATING_LINK_SECRET: at least 32 characters, not a placeholder")
+        return self

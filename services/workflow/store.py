@@ -3,39 +3,409 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Column, DateTime, Field, SQLModel
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlmodel import Column, DateTime, Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
+def _ts(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
 class Case(SQLModel, table=True):
-    """A dossier being processed."""
+    """A dossier being processed: its state, its clock, who holds it, and how it ended."""
 
     __tablename__ = "cases"
 
     code: str = Field(primary_key=True, max_length=64)
     unit: str = Field(index=True, max_length=64)
+    receiving_unit: str | None = Field(default=None, max_length=64)
     procedure_code: str = Field(max_length=32)
     procedure_name: str
+    procedure_version: int = 1
     applicant_name: str = Field(max_length=200)
     channel: str = Field(max_length=16)
+    requested_return_channel: str | None = Field(default=None, max_length=16)
     status: str = Field(max_length=32)
     received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    due_at_original: datetime | None = Field(sa_column=Column(DateTime(timezone=True)))
-    appointment_at: datetime | None = Field(sa_column=Column(DateTime(timezone=True)))
+    received_by: str | None = None
+    on_the_spot: bool | None = None
+    fee_due_amount: int = 0
+    fee_pending: bool = False
+    # the clock
+    appointment_at: datetime | None = _ts()
+    due_at_original: datetime | None = _ts()
+    legal_due_at: datetime | None = _ts()
+    due_at: datetime | None = _ts()
+    due_at_rescheduled: datetime | None = _ts()
+    supplement_count: int = 0
+    supplement_requested_at: datetime | None = _ts()
+    supplement_received_at: datetime | None = _ts()
+    supplement_reason: str | None = None
+    supplement_requested_by: str | None = None
+    supplement_items: list[str] | None = Field(default=None, sa_column=Column(JSONB))
+    paused_at: datetime | None = _ts()
+    remaining_working_days: int | None = None
+    # who holds it
+    department: str | None = None
+    assignee: str | None = None
+    assigned_at: datetime | None = _ts()
+    holder_unit: str | None = None
+    holder_officer: str | None = None
+    transfer_agency: str | None = Field(default=None, max_length=64)
+    transfer_step_due_at: datetime | None = _ts()
+    # lateness and its paperwork
+    is_late: bool = False
+    late_reason: str | None = None
+    late_at: datetime | None = _ts()
+    late_holder_unit: str | None = None
+    late_holder_officer: str | None = None
+    apology_issued_at: datetime | None = _ts()
+    apology_reason: str | None = None
+    apology_timely: bool | None = None
+    apology_by: str | None = None
+    explanation: str | None = None
+    explained_at: datetime | None = _ts()
+    explained_by: str | None = None
+    # decision, result, return
+    approved_at: datetime | None = _ts()
+    approved_by: str | None = None
+    decision_note: str | None = None
+    finished_at: datetime | None = _ts()
+    timeliness: str | None = Field(default=None, max_length=16)
+    returned_at: datetime | None = _ts()
+    return_channel: str | None = Field(default=None, max_length=16)
+    tracking_number: str | None = None
+    returned_by: str | None = None
+    returned_on_the_spot: bool = False
+    closed_at: datetime | None = _ts()
+    closed_reason: str | None = None
+    closed_by: str | None = None
+    # the sweep's flags
+    warning_sent_at: datetime | None = _ts()
+    overdue_sent_at: datetime | None = _ts()
+    rated_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
     version: int = 1
 
 
-async def get(*, session: AsyncSession, code: str) -> Case | None:
-    """The case with this dossier code."""
-    return await session.get(Case, code)
+class CaseStep(SQLModel, table=True):
+    """One row of the tracking slip (Phiếu kiểm soát, Form 05): a hand-over and its step deadline."""
+
+    __tablename__ = "case_steps"
+    __table_args__ = (sa.UniqueConstraint("case_code", "seq", name="case_steps_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_code: str = Field(max_length=64, index=True)
+    seq: int
+    kind: str = Field(max_length=32)
+    from_unit: str | None = None
+    from_officer: str | None = None
+    to_unit: str | None = None
+    to_officer: str | None = None
+    handed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    step_due_at: datetime | None = _ts()
+    completed_at: datetime | None = _ts()
+    late: bool | None = None
+    note: str | None = None
 
 
-async def insert_if_new(*, session: AsyncSession, case: Case) -> bool:
-    """Insert the case unless one with its code exists; True when inserted."""
-    values = case.model_dump()
-    result = await session.execute(
-        sa.dialects.postgresql.insert(Case).values(**values).on_conflict_do_nothing(index_elements=["code"])
-    )
+class ResultSignature(SQLModel, table=True):
+    """A signed result of the dossier (``document.signed``), kept even if it arrives before the case."""
+
+    __tablename__ = "result_signatures"
+
+    case_code: str = Field(primary_key=True, max_length=64)
+    document_id: str = Field(primary_key=True)
+    signer: str
+    certificate_serial: str
+    signed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CasePayment(SQLModel, table=True):
+    """A fee of the dossier (``payment.requested`` / ``payment.confirmed``), in whatever order they come."""
+
+    __tablename__ = "case_payments"
+
+    case_code: str = Field(primary_key=True, max_length=64)
+    payment_id: str = Field(primary_key=True)
+    amount: int | None = None
+    requested_at: datetime | None = _ts()
+    confirmed_at: datetime | None = _ts()
+    refunded_at: datetime | None = _ts()
+    replaced_at: datetime | None = _ts()
+
+
+class Rating(SQLModel, table=True):
+    """The applicant's rating of a returned dossier: one per dossier."""
+
+    __tablename__ = "ratings"
+
+    case_code: str = Field(primary_key=True, max_length=64)
+    unit: str = Field(max_length=64, index=True)
+    rating: str = Field(max_length=32)
+    criteria: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    derived: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    comment: str | None = None
+    rated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Feedback(SQLModel, table=True):
+    """Citizen feedback (phản ánh, kiến nghị) about a dossier and its answer."""
+
+    __tablename__ = "feedback"
+
+    id: str = Field(primary_key=True, max_length=36)
+    case_code: str = Field(max_length=64, index=True)
+    unit: str = Field(max_length=64, index=True)
+    channel: str = Field(max_length=32)
+    content: str
+    contact: str | None = None
+    submitted_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    answered_at: datetime | None = _ts()
+    answer: str | None = None
+    answered_by: str | None = None
+    timeliness: str | None = Field(default=None, max_length=16)
+
+
+# ---- cases ------------------------------------------------------------------------------------
+
+
+async def get(*, session: AsyncSession, code: str, for_update: bool = False) -> Case | None:
+    """The case with this dossier code (row-locked when ``for_update``), always read fresh."""
+    statement = select(Case).where(Case.code == code).execution_options(populate_existing=True)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.exec(statement)).first()
+
+
+async def insert_if_new(*, session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert a case unless one with its code exists; True when inserted."""
+    result = await session.execute(insert(Case).values(**values).on_conflict_do_nothing(index_elements=["code"]))
     return result.rowcount == 1
+
+
+async def update(*, session: AsyncSession, code: str, version: int, changes: dict[str, Any], now: datetime) -> int | None:
+    """Write the changes if the case is still at ``version``; the new version, or None when someone else won."""
+    result = await session.execute(
+        sa.update(Case)
+        .where(Case.code == code, Case.version == version)
+        .values(**changes, updated_at=now, version=Case.version + 1)
+        .returning(Case.version)
+        .execution_options(synchronize_session=False)
+    )
+    return result.scalar_one_or_none()
+
+
+async def set_flags(*, session: AsyncSession, code: str, changes: dict[str, Any]) -> None:
+    """Write the sweep's flags on a row it holds locked; the version stays, officers' commands are not disturbed."""
+    await session.execute(
+        sa.update(Case).where(Case.code == code).values(**changes).execution_options(synchronize_session=False)
+    )
+
+
+_OPEN_BY_DUE = (Case.due_at.is_(None), Case.due_at)
+
+
+def _visible(units: frozenset[str]) -> Any:
+    if "*" in units:
+        return sa.true()
+    wanted = list(units)
+    return sa.or_(Case.unit.in_(wanted), Case.receiving_unit.in_(wanted), Case.transfer_agency.in_(wanted))
+
+
+async def inbox(
+    *,
+    session: AsyncSession,
+    units: frozenset[str],
+    statuses: list[str],
+    assignee: str | None,
+    due_before: datetime | None,
+    due_after: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Case], int]:
+    """Cases visible to the units, filtered, soonest deadline first; (page, total)."""
+    conditions = [_visible(units), Case.status.in_(statuses)]
+    if assignee is not None:
+        conditions.append(Case.assignee == assignee)
+    if due_before is not None:
+        conditions.append(Case.due_at <= due_before)
+    if due_after is not None:
+        conditions.append(Case.due_at >= due_after)
+    total = (await session.exec(select(sa.func.count()).select_from(Case).where(*conditions))).one()
+    rows = await session.exec(
+        select(Case).where(*conditions).order_by(*_OPEN_BY_DUE, Case.code).limit(limit).offset(offset)
+    )
+    return list(rows.all()), total
+
+
+async def claim_for_sweep(
+    *, session: AsyncSession, statuses: list[str], now: datetime, horizon: datetime, limit: int
+) -> list[Case]:
+    """Running cases whose deadline is near or past and not yet announced, locked; rows another sweeper holds are skipped."""
+    statement = (
+        select(Case)
+        .where(
+            Case.status.in_(statuses),
+            Case.overdue_sent_at.is_(None),
+            Case.due_at <= horizon,
+            sa.or_(Case.warning_sent_at.is_(None), Case.due_at < now),
+        )
+        .order_by(Case.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(statement)).all())
+
+
+# ---- the tracking slip --------------------------------------------------------------------------
+
+
+async def hand_over(
+    *,
+    session: AsyncSession,
+    code: str,
+    now: datetime,
+    kind: str,
+    from_unit: str | None,
+    from_officer: str | None,
+    to_unit: str | None,
+    to_officer: str | None,
+    step_due_at: datetime | None,
+    note: str | None,
+    final: bool,
+) -> None:
+    """Close the open row of the slip (time handed over, late against its step deadline) and open the next."""
+    await session.execute(
+        sa.update(CaseStep)
+        .where(CaseStep.case_code == code, CaseStep.completed_at.is_(None))
+        .values(
+            completed_at=now,
+            late=sa.case((CaseStep.step_due_at.is_(None), sa.null()), else_=CaseStep.step_due_at < now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    last = (await session.exec(select(sa.func.max(CaseStep.seq)).where(CaseStep.case_code == code))).one()
+    session.add(
+        CaseStep(
+            case_code=code,
+            seq=(last or 0) + 1,
+            kind=kind,
+            from_unit=from_unit,
+            from_officer=from_officer,
+            to_unit=to_unit,
+            to_officer=to_officer,
+            handed_at=now,
+            step_due_at=step_due_at,
+            completed_at=now if final else None,
+            late=(step_due_at < now) if final and step_due_at else None,
+            note=note,
+        )
+    )
+    await session.flush()
+
+
+async def steps(*, session: AsyncSession, code: str) -> list[CaseStep]:
+    """The tracking slip of a case, in order."""
+    return list((await session.exec(select(CaseStep).where(CaseStep.case_code == code).order_by(CaseStep.seq))).all())
+
+
+# ---- the result gate -----------------------------------------------------------------------------
+
+
+async def record_signature(
+    *, session: AsyncSession, code: str, document_id: str, signer: str, certificate_serial: str, signed_at: datetime
+) -> None:
+    """Keep a signed result (once per document)."""
+    await session.execute(
+        insert(ResultSignature)
+        .values(
+            case_code=code, document_id=document_id, signer=signer, certificate_serial=certificate_serial, signed_at=signed_at
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def record_payment(*, session: AsyncSession, code: str, payment_id: str, **values: Any) -> None:
+    """Upsert what is known about one fee payment (requested, confirmed, refunded)."""
+    statement = insert(CasePayment).values(case_code=code, payment_id=payment_id, **values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["case_code", "payment_id"],
+            set_={k: sa.func.coalesce(getattr(statement.excluded, k), getattr(CasePayment, k)) for k in values},
+        )
+    )
+
+
+async def gate_facts(*, session: AsyncSession, code: str) -> tuple[datetime | None, list[CasePayment]]:
+    """(first signature time, the dossier's payments)."""
+    return (await gate_facts_of(session=session, codes=[code]))[code]
+
+
+async def gate_facts_of(
+    *, session: AsyncSession, codes: list[str]
+) -> dict[str, tuple[datetime | None, list[CasePayment]]]:
+    """The result-gate facts of several dossiers in two queries."""
+    facts: dict[str, tuple[datetime | None, list[CasePayment]]] = {code: (None, []) for code in codes}
+    signatures = await session.exec(
+        select(ResultSignature.case_code, sa.func.min(ResultSignature.signed_at))
+        .where(ResultSignature.case_code.in_(codes))
+        .group_by(ResultSignature.case_code)
+    )
+    for code, signed_at in signatures.all():
+        facts[code] = (signed_at, [])
+    for payment in (await session.exec(select(CasePayment).where(CasePayment.case_code.in_(codes)))).all():
+        facts[payment.case_code][1].append(payment)
+    return facts
+
+
+# ---- ratings and feedback -----------------------------------------------------------------------
+
+
+def add_rating(*, session: AsyncSession, rating: Rating) -> None:
+    """Stage a rating (the primary key refuses a second one)."""
+    session.add(rating)
+
+
+async def get_rating(*, session: AsyncSession, code: str) -> Rating | None:
+    """The dossier's rating."""
+    return await session.get(Rating, code)
+
+
+def add_feedback(*, session: AsyncSession, feedback: Feedback) -> None:
+    """Stage a piece of feedback."""
+    session.add(feedback)
+
+
+async def get_feedback(*, session: AsyncSession, feedback_id: str, for_update: bool = False) -> Feedback | None:
+    """One piece of feedback."""
+    statement = select(Feedback).where(Feedback.id == feedback_id).execution_options(populate_existing=True)
+    if for_update:
+        statement = statement.with_for_update()
+    return (await session.exec(statement)).first()
+
+
+async def list_feedback(
+    *,
+    session: AsyncSession,
+    units: frozenset[str],
+    answered: bool | None,
+    due_before: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Feedback], int]:
+    """Feedback of the units, soonest answer deadline first; (page, total)."""
+    conditions: list[Any] = [sa.true() if "*" in units else Feedback.unit.in_(list(units))]
+    if answered is not None:
+        conditions.append(Feedback.answered_at.is_not(None) if answered else Feedback.answered_at.is_(None))
+    if due_before is not None:
+        conditions.append(Feedback.due_at <= due_before)
+    total = (await session.exec(select(sa.func.count()).select_from(Feedback).where(*conditions))).one()
+    rows = await session.exec(select(Feedback).where(*conditions).order_by(Feedback.due_at).limit(limit).offset(offset))
+    return list(rows.all()), total

