@@ -114,6 +114,13 @@ def cmd_clock(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_reporting_rebuild(args: argparse.Namespace) -> int:
+    """Rebuild reporting's projections from its own hash-chained event log."""
+    from services.reporting.app import rebuild
+
+    return rebuild()
+
+
 def cmd_events_schema(args: argparse.Namespace) -> int:
     """Write the JSON Schema of every event type."""
     from shared.events import write_schemas
@@ -208,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     schema = events_sub.add_parser("schema", help="write the JSON Schema of every event type")
     schema.add_argument("--out", default="docs/events")
     schema.set_defaults(func=cmd_events_schema)
+
+    reporting = sub.add_parser("reporting", help="reporting maintenance")
+    reporting_sub = reporting.add_subparsers(dest="reporting_command", required=True)
+    rebuild = reporting_sub.add_parser("rebuild", help="truncate the projections and replay reporting's event log in order")
+    rebuild.set_defaults(func=cmd_reporting_rebuild)
 
     args = parser.parse_args(argv)
     return args.func(args)

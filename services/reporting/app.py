@@ -2,24 +2,65 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from services.reporting import domain, handlers
 from services.reporting.api import router
-from services.reporting.handlers import SUBSCRIPTIONS
+from services.reporting.handlers import ReportRules
 from services.reporting.settings import ReportingSettings
-from shared.clock import Clock
+from shared.calendar import WorkingCalendar
+from shared.clock import Clock, SystemClock
+from shared.db import Database
 from shared.service import build_app
+
+
+def report_rules(settings: ReportingSettings) -> ReportRules:
+    """What the report routes need besides the database, from the settings."""
+    calendar = WorkingCalendar(
+        start_of_day=settings.office_opens, end_of_day=settings.office_closes, cutoff=settings.office_closes
+    )
+    return ReportRules(
+        calendar=calendar,
+        near_due_threshold=settings.near_due_threshold,
+        near_due_unit=settings.near_due_unit,
+        targets=dict(settings.plan_targets),
+        indicators=tuple(domain.indicator_rules(settings.index766_indicators)),
+        bands=tuple((float(floor), name) for floor, name in settings.index766_bands),
+    )
 
 
 def create_app(settings: ReportingSettings | None = None, *, clock: Clock | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
     """The reporting service."""
-    return build_app(
-        settings or ReportingSettings(),
+    settings = settings or ReportingSettings()
+    app = build_app(
+        settings,
         title="motcua reporting",
         description="Báo cáo: the plan's rates, the 766 index, the accountability list and each dossier's audit trail.",
         routers=[router],
-        subscription=SUBSCRIPTIONS,
+        subscription=handlers.subscriptions(settings.procedure_fields),
         clock=clock,
         span_exporter=span_exporter,
     )
+    app.state.report_rules = report_rules(settings)
+    return app
+
+
+def rebuild(settings: ReportingSettings | None = None) -> int:
+    """``motcua reporting rebuild``: empty the projections and replay the event log; prints and returns 0."""
+    settings = settings or ReportingSettings()
+
+    async def _run() -> int:
+        db = Database(
+            settings.database_url, service=settings.service, namespace=settings.kafka_topic_namespace, clock=SystemClock()
+        )
+        try:
+            return await handlers.rebuild(db, fields=settings.procedure_fields)
+        finally:
+            await db.dispose()
+
+    replayed = asyncio.run(_run())
+    print(f"reporting: projections rebuilt from {replayed} events")
+    return 0

@@ -1,13 +1,49 @@
-"""Reporting rules: the hash chain of a dossier's events. Pure: no I/O."""
+"""Reporting rules, pure (no I/O): the hash chain, how each event moves a dossier's facts, report units
+and periods, the plan's rates and the 766 index.
+
+What each figure counts is written next to it in the README ("Reports: what each figure counts");
+the rules here are the ones that section describes.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+from shared.calendar import WorkingCalendar, classify
+from shared.clock import VN_TZ
+from shared.events import (
+    CaseApologyIssued,
+    CaseAssigned,
+    CaseClockResumed,
+    CaseDelayExplained,
+    CaseFeedbackAnswered,
+    CaseFeedbackReceived,
+    CaseOverdue,
+    CaseRated,
+    CaseRejected,
+    CaseResultReady,
+    CaseReturned,
+    CaseStopped,
+    CaseSupplementRequested,
+    CaseTransferred,
+    CaseTransferReturned,
+    DocumentDigitized,
+    DocumentReused,
+    DocumentSigned,
+    DossierDigitized,
+    DossierReceived,
+    DossierWithdrawn,
+    Event,
+    PaymentConfirmed,
+    PaymentRefunded,
+    PaymentRequested,
+)
 
 GENESIS = "0" * 64
 
@@ -56,3 +92,708 @@ def first_break(links: Iterable[tuple[ChainLink, str]]) -> int | None:
             return link.sequence
         expected_prev, expected_seq = stored, expected_seq + 1
     return None
+
+
+# ---- units: a commune, or a roll-up of a district or a province -----------------------------------------
+
+# QCVN 102:2016 electronic identifiers read right to left: level 1 (province or ministry, e.g. H56), level 2
+# (two digits: a district or a provincial department), level 3 (two digits: a commune), level 4 (three digits: an
+# office within it). A group of zeros means "the unit of the level above itself", so as a report scope it means
+# "that unit and every unit below it".
+_QCVN_WIDTHS = (3, 2, 2)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The units one report covers: ``province`` always, and either every unit whose ``scope_key`` matches ``pattern``
+    (SQL LIKE on the groups read top down, ``_`` for a zero group, so the index range is the literal prefix) or
+    exactly ``unit``."""
+
+    code: str
+    province: str
+    unit: str | None = None
+    pattern: str | None = None
+
+    @property
+    def groups(self) -> tuple[str, ...] | None:
+        """The three lower groups, padded with zeros, or None for a code outside the QCVN shape."""
+        parts = self.code.split(".")
+        return tuple(parts[:3]) if len(parts) == 4 else None
+
+
+def province_of(unit: str) -> str:
+    """The level-1 group of a unit code (``000.00.12.H56`` → ``H56``); the whole code when it has no dots."""
+    return unit.rsplit(".", 1)[-1]
+
+
+def _is_zero(group: str) -> bool:
+    return bool(group) and set(group) == {"0"}
+
+
+def parse_scope(text: str) -> Scope:
+    """A report scope from a unit code (see Scope): ``H56`` (province), ``12.H56`` or ``000.00.12.H56`` (district 12
+    and everything below), ``000.05.12.H56`` (commune 05 and its offices), ``001.05.12.H56`` (that office only)."""
+    text = text.strip()
+    parts = text.split(".")
+    if not text or any(not p for p in parts) or len(parts) > 4:
+        return Scope(code=text, province=province_of(text), unit=text)
+    if len(parts) == 1:
+        return Scope(code=f"{'.'.join('0' * w for w in _QCVN_WIDTHS)}.{text}", province=text)
+    lower = parts[:-1]
+    padded = ["0" * w for w in _QCVN_WIDTHS[: 3 - len(lower)]] + lower
+    if not all(len(g) == w and g.isalnum() for g, w in zip(padded, _QCVN_WIDTHS, strict=True)):
+        return Scope(code=text, province=province_of(text), unit=text)  # not QCVN-shaped: that unit only
+    code = ".".join([*padded, parts[-1]])
+    if not any(_is_zero(g) for g in padded):
+        return Scope(code=code, province=parts[-1], unit=code)
+    if all(_is_zero(g) for g in padded):
+        return Scope(code=code, province=parts[-1])
+    top_down = [parts[-1], *reversed(padded)]
+    pattern = ".".join("_" * len(g) if _is_zero(g) else _like_literal(g) for g in top_down)
+    return Scope(code=code, province=parts[-1], pattern=pattern)
+
+
+def scope_key(unit: str) -> str:
+    """A unit code's groups read top down (``000.05.12.H56`` → ``H56.12.05.000``): a roll-up is a key prefix."""
+    parts = unit.split(".")
+    return ".".join(reversed(parts)) if len(parts) == 4 else unit
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def scope_covers(outer: Scope, inner: Scope) -> bool:
+    """True when every unit of ``inner`` is a unit of ``outer`` (a token's unit covers the reports below it)."""
+    if outer.province != inner.province:
+        return False
+    if outer.unit is None and outer.pattern is None:
+        return True  # the whole province
+    o, i = outer.groups, inner.groups
+    if o is None or i is None:
+        return outer.code == inner.code
+    return all(_is_zero(og) or og == ig for og, ig in zip(o, i, strict=True))
+
+
+def token_covers(token_units: Iterable[str], scope: Scope) -> bool:
+    """Whether a caller whose token lists these units may read a report of the scope."""
+    units = list(token_units)
+    return "*" in units or any(scope_covers(parse_scope(u), scope) for u in units)
+
+
+# ---- periods, by the Vietnamese calendar day ------------------------------------------------------------------
+
+PeriodKind = Literal["week", "month", "quarter", "year"]
+
+
+@dataclass(frozen=True)
+class Period:
+    """Calendar days ``first`` … ``last`` (inclusive) in Vietnam, and the instants that bound them."""
+
+    label: str
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        """00:00 in Vietnam of the first day."""
+        return datetime.combine(self.first, time(0), tzinfo=VN_TZ)
+
+    @property
+    def end(self) -> datetime:
+        """00:00 in Vietnam of the day after the last (exclusive)."""
+        return datetime.combine(self.last + timedelta(days=1), time(0), tzinfo=VN_TZ)
+
+
+def custom_period(first: date, last: date) -> Period:
+    """A period given by its days."""
+    if last < first:
+        raise ValueError("'to' is before 'from'")
+    return Period(label=f"{first.isoformat()}..{last.isoformat()}", first=first, last=last)
+
+
+def periods(kind: PeriodKind, year: int, number: int | None = None) -> list[Period]:
+    """The weeks (ISO), months, quarters or the year of a year, or only the ``number``-th of them."""
+    if kind == "year":
+        found = [Period(f"{year}", date(year, 1, 1), date(year, 12, 31))]
+    elif kind == "quarter":
+        found = [
+            Period(f"{year}-Q{q}", date(year, 3 * q - 2, 1), _month_end(year, 3 * q)) for q in range(1, 5)
+        ]
+    elif kind == "month":
+        found = [Period(f"{year}-{m:02d}", date(year, m, 1), _month_end(year, m)) for m in range(1, 13)]
+    elif kind == "week":
+        weeks = date(year, 12, 28).isocalendar().week
+        found = [
+            Period(f"{year}-W{w:02d}", date.fromisocalendar(year, w, 1), date.fromisocalendar(year, w, 7))
+            for w in range(1, weeks + 1)
+        ]
+    else:
+        raise ValueError(f"unknown period {kind!r}")
+    if number is None:
+        return found
+    if not 1 <= number <= len(found):
+        raise ValueError(f"a {kind} number of {year} is 1 to {len(found)}")
+    return [found[number - 1]]
+
+
+def _month_end(year: int, month: int) -> date:
+    return (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
+
+
+# ---- "near due" at the end of a period --------------------------------------------------------------------------
+
+NearDueUnit = Literal["working_days", "working_hours"]
+
+
+def near_due_horizon(period_end: datetime, threshold: float, unit: NearDueUnit, cal: WorkingCalendar) -> datetime:
+    """A running dossier whose deadline is at or before this instant (and not passed) is near due at ``period_end``.
+
+    Working days: the deadline falls within the next ``threshold`` working days after the period (through the end of
+    that day). Working hours: within ``threshold`` office hours from the next opening after the period.
+    """
+    if threshold < 0:
+        raise ValueError("the near-due threshold is not negative")
+    if unit == "working_hours":
+        return cal.add_working_hours(period_end, threshold)
+    day = cal.local(period_end).date() - timedelta(days=1)  # the period's last day
+    for _ in range(int(threshold)):
+        day = cal.next_working(day)
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=VN_TZ) - timedelta(microseconds=1)
+
+
+# ---- a dossier's facts, folded from its events -------------------------------------------------------------------
+
+CloseKind = Literal["result", "rejected", "stopped", "withdrawn"]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Everything the reports count about one dossier (one row of ``dossier_facts``)."""
+
+    code: str
+    unit: str
+    province: str = ""
+    procedure_code: str | None = None
+    procedure_name: str | None = None
+    field: str = ""
+    channel: str | None = None
+    received_at: datetime | None = None
+    received_day: date | None = None
+    receiving_unit: str | None = None
+    received_by: str | None = None
+    due_at_original: datetime | None = None
+    due_at: datetime | None = None
+    paused: bool = False
+    fee_due: int = 0
+    reused_components: int = 0
+    department: str | None = None
+    assignee: str | None = None
+    holder_unit: str | None = None
+    holder_officer: str | None = None
+    closed_at: datetime | None = None
+    close_kind: str | None = None
+    close_timeliness: str | None = None
+    result_at: datetime | None = None
+    returned_at: datetime | None = None
+    return_channel: str | None = None
+    supplement_count: int = 0
+    late_at: datetime | None = None
+    late_reason: str | None = None
+    late_holder_unit: str | None = None
+    late_holder_officer: str | None = None
+    apology_at: datetime | None = None
+    apology_timely: bool | None = None
+    new_appointment_at: datetime | None = None
+    explained_at: datetime | None = None
+    digitized_at: datetime | None = None
+    result_signed_at: datetime | None = None
+    owner_filed_at: datetime | None = None
+    reused_at: datetime | None = None
+    fee_requested: int = 0
+    paid_at: datetime | None = None
+    paid_online_at: datetime | None = None
+    refunded_at: datetime | None = None
+    rated_at: datetime | None = None
+    rating: str | None = None
+    feedback_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    clock_since: datetime | None = None  # the latest change in the deadline history: ``due_at``/``paused`` hold since then
+
+    @property
+    def one_stop(self) -> str:
+        """The one-stop unit that received the dossier and returns its result."""
+        return self.receiving_unit or self.unit
+
+    @property
+    def home(self) -> tuple[str, str | None]:
+        """Where the dossier sits while its own unit works on it: the department (or the unit) and the assignee."""
+        return self.department or self.unit, self.assignee
+
+
+@dataclass(frozen=True)
+class DeadlineChange:
+    """From ``since`` on, the dossier's clock runs towards ``due_at``, or is paused (a supplement request)."""
+
+    since: datetime
+    due_at: datetime | None
+    paused: bool
+
+
+@dataclass(frozen=True)
+class FeedbackChange:
+    """A piece of citizen feedback (PAKN) received or answered."""
+
+    feedback_id: str
+    received_at: datetime | None = None
+    due_at: datetime | None = None
+    answered_at: datetime | None = None
+    timeliness: str | None = None
+
+
+@dataclass(frozen=True)
+class Folded:
+    """What one event did: the new facts, and rows for the deadline history and the feedback table."""
+
+    fact: Fact
+    deadlines: tuple[DeadlineChange, ...] = ()
+    feedback: tuple[FeedbackChange, ...] = ()
+
+
+def new_fact(code: str, unit: str) -> Fact:
+    """The facts of a dossier no event has told about yet."""
+    return Fact(code=code, unit=unit, province=province_of(unit))
+
+
+def _earliest(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    if candidate is None:
+        return current
+    return candidate if current is None or candidate < current else current
+
+
+def _latest(current: datetime | None, *candidates: datetime | None) -> datetime | None:
+    for candidate in candidates:
+        if candidate is not None and (current is None or candidate > current):
+            current = candidate
+    return current
+
+
+def _close(fact: Fact, at: datetime, kind: CloseKind, timeliness: str | None) -> Fact:
+    """Processing ended (the earliest end wins: a return after the result does not move it)."""
+    if fact.closed_at is not None and fact.closed_at <= at:
+        return fact
+    return replace(fact, closed_at=at, close_kind=kind, close_timeliness=timeliness)
+
+
+def _mark_late(fact: Fact, at: datetime, reason: str, unit: str | None, officer: str | None) -> Fact:
+    """The dossier went late at ``at``, held by this unit and officer (the earliest lateness wins)."""
+    if fact.late_at is not None and fact.late_at <= at:
+        return fact
+    return replace(
+        fact, late_at=at, late_reason=reason, late_holder_unit=unit or fact.holder_unit or fact.unit, late_holder_officer=officer
+    )
+
+
+def judge(at: datetime, fact: Fact) -> str:
+    """Early, on time or late for an end of processing the producer did not judge (DOMAIN §2.4)."""
+    if fact.late_at is not None and fact.late_at <= at:
+        return "late"
+    if fact.due_at is None:
+        return "on_time"
+    return classify(at, fact.due_at)
+
+
+def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[str, str] | None = None) -> Folded:
+    """The dossier's facts after one event. Deterministic: replaying the log gives the same facts.
+
+    Events of different producers may arrive in any order (one topic each): times keep the earliest or latest
+    instant, and what intake says at reception never overwrites what workflow said already.
+    """
+    fields = fields or {}
+    fact = replace(fact, last_activity_at=_latest(fact.last_activity_at, event.occurred_at))
+    deadlines: list[DeadlineChange] = []
+    feedback: list[FeedbackChange] = []
+    match event:
+        case DossierReceived():
+            original = event.due_at_original or event.appointment_at
+            procedure_field = getattr(event, "procedure_field", None) or fields.get(event.procedure_code, "")
+            fact = replace(
+                fact,
+                unit=event.unit,
+                province=province_of(event.unit),
+                procedure_code=event.procedure_code,
+                procedure_name=event.procedure_name,
+                field=procedure_field,
+                channel=event.channel,
+                received_at=event.received_at,
+                received_day=event.received_at.astimezone(VN_TZ).date(),
+                receiving_unit=event.receiving_unit,
+                received_by=event.received_by,
+                due_at_original=original,
+                due_at=fact.due_at or original,
+                fee_due=event.fee_due,
+                reused_components=event.reused_components,
+                reused_at=_earliest(fact.reused_at, event.received_at if event.reused_components else None),
+                last_activity_at=_latest(fact.last_activity_at, event.received_at),
+            )
+            if fact.holder_unit is None and fact.closed_at is None:
+                fact = replace(fact, holder_unit=fact.one_stop, holder_officer=event.received_by)
+            deadlines.append(DeadlineChange(event.received_at, original, False))
+        case CaseAssigned():
+            department = event.department if event.department is not None else fact.department
+            fact = replace(
+                fact,
+                department=department,
+                assignee=event.assignee,
+                holder_unit=department or fact.unit,
+                holder_officer=event.assignee,
+            )
+        case CaseSupplementRequested():
+            if event.marks_late:
+                reason = "second_supplement" if event.supplement_number > 1 else "overdue"
+                fact = _mark_late(fact, event.occurred_at, reason, fact.holder_unit, fact.holder_officer or actor)
+            fact = replace(
+                fact,
+                supplement_count=max(fact.supplement_count, event.supplement_number),
+                paused=True,
+                holder_unit=fact.one_stop,
+                holder_officer=None,
+            )
+            deadlines.append(DeadlineChange(event.occurred_at, None, True))
+        case CaseClockResumed():
+            due = event.due_at or fact.due_at
+            unit, officer = fact.home
+            fact = replace(fact, paused=False, due_at=due, holder_unit=unit, holder_officer=officer)
+            fact = replace(fact, last_activity_at=_latest(fact.last_activity_at, event.supplemented_at))
+            deadlines.append(DeadlineChange(event.supplemented_at, due, False))
+        case CaseTransferred():
+            fact = replace(fact, holder_unit=event.to_agency, holder_officer=None)
+        case CaseTransferReturned():
+            unit, officer = fact.home
+            fact = replace(fact, holder_unit=unit, holder_officer=officer)
+        case CaseResultReady():
+            if event.timeliness == "late":
+                at = min(event.due_at or fact.due_at or event.finished_at, event.finished_at)
+                fact = _mark_late(fact, at, "finished_late", fact.holder_unit, fact.holder_officer)
+            fact = _close(fact, event.finished_at, "result", event.timeliness)
+            fact = replace(
+                fact,
+                result_at=_earliest(fact.result_at, event.finished_at),
+                holder_unit=fact.one_stop,
+                holder_officer=None,
+                last_activity_at=_latest(fact.last_activity_at, event.finished_at),
+            )
+        case CaseReturned():
+            finished = event.finished_at or event.returned_at
+            if event.timeliness == "late":
+                fact = _mark_late(fact, min(fact.due_at or finished, finished), "finished_late", fact.holder_unit, fact.holder_officer)
+            fact = _close(fact, finished, "result", event.timeliness)
+            fact = replace(
+                fact,
+                result_at=_earliest(fact.result_at, finished),
+                returned_at=_earliest(fact.returned_at, event.returned_at),
+                return_channel=fact.return_channel or event.return_channel,
+                holder_unit=None,
+                holder_officer=None,
+                last_activity_at=_latest(fact.last_activity_at, event.returned_at, finished),
+            )
+        case CaseRejected() | CaseStopped():
+            kind: CloseKind = "rejected" if isinstance(event, CaseRejected) else "stopped"
+            timeliness = event.timeliness or judge(event.occurred_at, fact)
+            if timeliness == "late":
+                at = min(fact.due_at or event.occurred_at, event.occurred_at)
+                fact = _mark_late(fact, at, "finished_late", fact.holder_unit, fact.holder_officer)
+            fact = _close(fact, event.occurred_at, kind, timeliness)
+        case DossierWithdrawn():
+            # Judged at query time against the deadline in force then (intake's topic may overtake workflow's).
+            fact = _close(fact, event.occurred_at, "withdrawn", None)
+        case CaseOverdue():
+            fact = _mark_late(fact, event.due_at, "overdue", event.holder_unit, event.holder)
+        case CaseApologyIssued():
+            if fact.apology_at is None or event.occurred_at < fact.apology_at:
+                fact = replace(
+                    fact, apology_at=event.occurred_at, apology_timely=event.timely, new_appointment_at=event.new_appointment_at
+                )
+        case CaseDelayExplained():
+            fact = replace(fact, explained_at=_earliest(fact.explained_at, event.occurred_at))
+            if fact.late_at is None:
+                fact = _mark_late(
+                    fact, min(fact.due_at or event.occurred_at, event.occurred_at), "overdue", event.holder_unit, event.holder_officer
+                )
+            elif fact.late_holder_officer is None and event.holder_officer:
+                fact = replace(fact, late_holder_unit=event.holder_unit or fact.late_holder_unit, late_holder_officer=event.holder_officer)
+        case CaseRated():
+            if fact.rated_at is None or event.occurred_at < fact.rated_at:
+                fact = replace(fact, rated_at=event.occurred_at, rating=event.rating)
+        case CaseFeedbackReceived():
+            fact = replace(fact, feedback_at=_earliest(fact.feedback_at, event.occurred_at))
+            feedback.append(FeedbackChange(event.feedback_id, received_at=event.occurred_at, due_at=event.due_at))
+        case CaseFeedbackAnswered():
+            feedback.append(FeedbackChange(event.feedback_id, answered_at=event.answered_at, timeliness=event.timeliness))
+        case DocumentDigitized():
+            if event.stage == "result" and event.signed:
+                fact = replace(fact, result_signed_at=_earliest(fact.result_signed_at, event.occurred_at))
+            if event.owner_filed:
+                fact = replace(fact, owner_filed_at=_earliest(fact.owner_filed_at, event.occurred_at))
+        case DocumentSigned():
+            if event.kind == "result":
+                fact = replace(fact, result_signed_at=_earliest(fact.result_signed_at, event.occurred_at))
+        case DocumentReused():
+            fact = replace(fact, reused_at=_earliest(fact.reused_at, event.occurred_at))
+        case DossierDigitized():
+            fact = replace(fact, digitized_at=_earliest(fact.digitized_at, event.occurred_at))
+            if event.reused:
+                fact = replace(fact, reused_at=_earliest(fact.reused_at, event.occurred_at))
+        case PaymentRequested():
+            fact = replace(fact, fee_requested=max(fact.fee_requested, int(event.amount)))
+        case PaymentConfirmed():
+            paid = event.paid_at or event.occurred_at
+            fact = replace(fact, paid_at=_earliest(fact.paid_at, paid))
+            if event.channel == "online":
+                fact = replace(fact, paid_online_at=_earliest(fact.paid_online_at, paid))
+        case PaymentRefunded():
+            fact = replace(fact, refunded_at=_earliest(fact.refunded_at, event.occurred_at))
+        case _:
+            pass  # kept in the stream; no figure counts it (approval, warnings, payment failures, certified copies)
+    if deadlines:
+        fact = replace(fact, clock_since=_latest(fact.clock_since, *(d.since for d in deadlines)))
+    return Folded(fact, tuple(deadlines), tuple(feedback))
+
+
+# ---- the standard report ------------------------------------------------------------------------------------------
+
+# Every count of the standard table, in the order of the VPCP template (DOMAIN §8.2), with its Vietnamese header.
+COUNTS: dict[str, str] = {
+    "carried_over": "Tồn kỳ trước chuyển sang",
+    "received_total": "Tiếp nhận mới trong kỳ",
+    "received_online": "Tiếp nhận trực tuyến",
+    "received_counter": "Tiếp nhận trực tiếp",
+    "received_postal": "Tiếp nhận qua bưu chính",
+    "to_process": "Tổng số cần giải quyết",
+    "resolved_total": "Đã giải quyết",
+    "resolved_early": "Giải quyết trước hạn",
+    "resolved_on_time": "Giải quyết đúng hạn",
+    "resolved_late": "Giải quyết trễ hạn",
+    "resolved_with_result": "Giải quyết có kết quả",
+    "resolved_not_returned": "Đã giải quyết, chưa trả kết quả",
+    "rejected": "Từ chối giải quyết",
+    "stopped": "Dừng xử lý",
+    "withdrawn": "Công dân rút hồ sơ",
+    "withdrawn_late": "Rút hồ sơ khi đã quá hạn",
+    "pending_total": "Đang giải quyết",
+    "pending_not_due": "Đang giải quyết: chưa đến hạn",
+    "pending_near_due": "Đang giải quyết: sắp đến hạn",
+    "pending_overdue": "Đang giải quyết: quá hạn",
+    "pending_paused": "Đang chờ bổ sung (dừng tính thời gian)",
+    "supplement_requested": "Hồ sơ bị yêu cầu bổ sung",
+    "received_within_time": "Tiếp nhận trong kỳ: đúng hạn hoặc còn hạn",
+    "digitized_at_intake": "Số hóa khi tiếp nhận",
+    "digitization_complete": "Số hóa đầy đủ hồ sơ và kết quả",
+    "results_signed": "Kết quả được ký số",
+    "fee_dossiers": "Hồ sơ có phí, lệ phí",
+    "paid_online": "Thanh toán trực tuyến",
+    "postal_returned": "Trả kết quả qua bưu chính",
+    "reused_components_dossiers": "Tái sử dụng dữ liệu số hóa",
+    "shared_with_store": "Lấy từ hoặc lưu vào kho dữ liệu cá nhân",
+    "ratings_total": "Lượt đánh giá",
+    "ratings_satisfied": "Đánh giá hài lòng",
+    "ratings_dissatisfied": "Đánh giá không hài lòng",
+    "feedback_dossiers": "Hồ sơ có phản ánh, kiến nghị",
+    "complaint_dossiers": "Hồ sơ có PAKN hoặc không hài lòng",
+    "apologies_issued": "Thư xin lỗi (Mẫu 04)",
+}
+# The counts the database computes (the rest are sums of them).
+COMPUTED = tuple(k for k in COUNTS if k != "to_process")
+
+
+def complete_counts(raw: Mapping[str, int]) -> dict[str, int]:
+    """The database's counts plus the derived ``to_process`` (cần giải quyết = tồn kỳ trước + tiếp nhận mới)."""
+    counts = {k: int(raw.get(k) or 0) for k in COMPUTED}
+    counts["to_process"] = counts["carried_over"] + counts["received_total"]
+    return {k: counts[k] for k in COUNTS}
+
+
+@dataclass(frozen=True)
+class RateRule:
+    """A plan indicator (DOMAIN §4.4) as numerator / denominator of the counts."""
+
+    key: str
+    indicator: str
+    label: str
+    numerator: str
+    denominator: str
+
+
+def late_count(c: Mapping[str, int]) -> int:
+    """Dossiers late in the period: resolved late, withdrawn after the deadline, still open past it (DOMAIN §8.2)."""
+    return c["resolved_late"] + c["withdrawn_late"] + c["pending_overdue"]
+
+
+def _on_time(c: Mapping[str, int]) -> int:
+    return c["to_process"] - late_count(c)
+
+
+def _satisfied(c: Mapping[str, int]) -> int:
+    return max(0, c["to_process"] - late_count(c) - c["complaint_dossiers"])
+
+
+RATES: tuple[tuple[str, str, str, Any, Any], ...] = (
+    # key, indicator, Vietnamese label, numerator, denominator (a count name or a function of the counts)
+    ("sync", "1.4", "Tỷ lệ hồ sơ cập nhật trên phần mềm", "received_total", "received_total"),
+    ("on_time", "2.1", "Tỷ lệ giải quyết đúng hạn và trước hạn", _on_time, "to_process"),
+    ("early", "2.1", "Tỷ lệ giải quyết trước hạn", "resolved_early", "resolved_total"),
+    ("late", "2.1", "Tỷ lệ trễ hạn", late_count, "to_process"),
+    ("online", "3.3", "Tỷ lệ hồ sơ trực tuyến", "received_online", "received_total"),
+    ("postal", "3.3", "Tỷ lệ hồ sơ qua bưu chính", "received_postal", "received_total"),
+    ("online_payment", "3.6", "Tỷ lệ thanh toán trực tuyến", "paid_online", "fee_dossiers"),
+    ("electronic_result", "4.1", "Tỷ lệ kết quả điện tử (ký số)", "results_signed", "resolved_with_result"),
+    ("digitization", "4.2", "Tỷ lệ số hóa hồ sơ, kết quả", "digitization_complete", "received_total"),
+    ("reuse", "4.3", "Tỷ lệ tái sử dụng dữ liệu số hóa", "reused_components_dossiers", "received_total"),
+    ("satisfaction", "5.4", "Mức độ hài lòng", _satisfied, "to_process"),
+)
+
+
+def percent(numerator: int, denominator: int) -> float | None:
+    """100 × n / d rounded to 2 decimals (half up), or None when d is 0 (DOMAIN §4.3: "N/A")."""
+    if denominator == 0:
+        return None
+    value = Decimal(100 * numerator) / Decimal(denominator)
+    return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def rates(counts: Mapping[str, int], targets: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
+    """Each plan indicator with its numerator, denominator and percent, and the plan's target where one is set."""
+    targets = targets or {}
+    out: dict[str, dict[str, Any]] = {}
+    for key, indicator, label, num, den in RATES:
+        n = num(counts) if callable(num) else counts[num]
+        d = den(counts) if callable(den) else counts[den]
+        p = percent(n, d)
+        target = targets.get(key)
+        met = None if p is None or target is None else (p <= target if key == "late" else p >= target)
+        out[key] = {"indicator": indicator, "label": label, "numerator": n, "denominator": d, "percent": p,
+                    "target": target, "met": met}  # fmt: skip
+    return out
+
+
+# ---- the 766 index (DOMAIN §4.2-§4.3) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndicatorRule:
+    """How one 766 indicator scores: ``min(max, max × rate / full_at)``; ``empty`` is the score when nothing is measured."""
+
+    code: str
+    name: str
+    max_points: float
+    full_at: float = 1.0
+    empty: Literal["zero", "full", "na"] = "zero"
+
+
+DEFAULT_766: dict[str, dict[str, Any]] = {
+    # code: name, max points, rate for full points, score when the denominator is 0  (DOMAIN §4.2 table, observed scoring)
+    "PROGRESS_ON_TIME": {"name": "Hồ sơ xử lý trước hạn, đúng hạn (kể cả đang xử lý còn hạn)", "max_points": 20, "full_at": 1.0, "empty": "zero"},
+    "ONLINE_DOSSIERS": {"name": "Hồ sơ trực tuyến", "max_points": 12, "full_at": 0.5, "empty": "zero"},
+    "ORIGINAL_RESULT_AVAILABLE": {"name": "Hồ sơ có kết quả điện tử có giá trị pháp lý", "max_points": 6, "full_at": 1.0, "empty": "zero"},
+    "SO_HOA_GIAY_TO_GIAI_QUYET": {"name": "Hồ sơ thực hiện số hóa thành phần", "max_points": 4, "full_at": 1.0, "empty": "zero"},
+    "REUSED_DIGITIZED_DATA": {"name": "Hồ sơ có thành phần tái sử dụng dữ liệu số hóa", "max_points": 2, "full_at": 0.8, "empty": "zero"},
+    "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": {"name": "Hồ sơ kết nối, chia sẻ kho dữ liệu cá nhân", "max_points": 4, "full_at": 1.0, "empty": "zero"},
+    "ONLINE_PAYMENT_DOSSIERS": {"name": "Hồ sơ thanh toán trực tuyến (phần A)", "max_points": 6, "full_at": 1.0, "empty": "zero"},
+    "PETITION_PROCESSING_ON_TIME": {"name": "PAKN xử lý đúng hạn", "max_points": 6, "full_at": 1.0, "empty": "full"},
+    "DOSSIER_RECEIVING_SATISFACTION": {"name": "Hài lòng trong tiếp nhận, giải quyết TTHC", "max_points": 6, "full_at": 0.9, "empty": "zero"},
+}
+# What a local system cannot compute from the events, and why (they still count in the 100-point scale).
+NOT_COMPUTABLE_766: dict[str, str] = {
+    "PUBLISH_ON_TIME": "công bố TTHC: dữ liệu của Cơ sở dữ liệu quốc gia về TTHC",
+    "PUBLIC_UPDATE_ON_TIME": "cập nhật, công khai TTHC: dữ liệu của Cơ sở dữ liệu quốc gia về TTHC",
+    "PUBLIC_CONTENT_FULL": "công khai đầy đủ nội dung: dữ liệu của Cơ sở dữ liệu quốc gia về TTHC",
+    "DOSSIER_SYNC": "đồng bộ với Cổng DVCQG: không có sự kiện đồng bộ trong danh mục sự kiện",
+    "ELECTRONIC_CERTIFIED_COPY": "chứng thực bản sao điện tử: chấm theo xã, không theo hồ sơ",
+    "CITIZEN_DATA_CONNECTED_DOSSIER": "dữ liệu dân cư (VNeID): không có trong sự kiện",
+    "CITIZEN_DATA_CONNECTED_FORMALITY": "dữ liệu dân cư (VNeID): không có trong sự kiện",
+    "PETITION_HANDLING_SATISFACTION": "hài lòng xử lý PAKN: không có sự kiện đánh giá PAKN",
+    "ONLINE_PAYMENT_PROCEDURES": "phần B, C của chỉ tiêu thanh toán: cần danh mục TTHC có phí quốc gia",
+}
+DEFAULT_BANDS: tuple[tuple[float, str], ...] = ((90, "Xuất sắc"), (80, "Tốt"), (70, "Khá"), (50, "Trung bình"), (0, "Yếu"))
+
+
+def indicator_rules(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[IndicatorRule]:
+    """The computable indicators with the configured points (settings override the defaults field by field)."""
+    merged = {code: {**spec, **(overrides or {}).get(code, {})} for code, spec in DEFAULT_766.items()}
+    return [IndicatorRule(code=code, **spec) for code, spec in merged.items()]
+
+
+def points(rule: IndicatorRule, numerator: int, denominator: int) -> float | None:
+    """The indicator's points: ``min(max, max × rate / full_at)``; when nothing is measured, 0, full or None."""
+    if denominator == 0:
+        return {"zero": 0.0, "full": float(rule.max_points), "na": None}[rule.empty]
+    rate = numerator / denominator
+    value = min(rule.max_points, rule.max_points * rate / rule.full_at) if rule.full_at > 0 else rule.max_points
+    return round(value, 2)
+
+
+def band(score: float, bands: Iterable[tuple[float, str]] = DEFAULT_BANDS) -> str:
+    """The rating band of a score out of 100 (DOMAIN §4.1: ≥90 Xuất sắc, <50 Yếu; the middle bands are [I])."""
+    bands = sorted(bands, key=lambda b: -b[0])
+    for floor, name in bands:
+        if score >= floor:
+            return name
+    return bands[-1][1]
+
+
+def index_766(measured: Mapping[str, tuple[int, int]], rules: Iterable[IndicatorRule], bands: Iterable[tuple[float, str]] = DEFAULT_BANDS) -> dict[str, Any]:
+    """Every computable indicator with numerator, denominator, rate and points; the total, scaled to 100, and its band.
+
+    ``total`` adds the points of the indicators computed here; ``scaled`` is that total over their maximum × 100
+    (the indicators only the national system can compute are left out of both), and the band is the scaled score's.
+    """
+    rows = []
+    total = maximum = 0.0
+    for rule in rules:
+        n, d = measured.get(rule.code, (0, 0))
+        pts = points(rule, n, d)
+        rows.append({"code": rule.code, "name": rule.name, "numerator": n, "denominator": d, "percent": percent(n, d),
+                     "max_points": rule.max_points, "full_at_percent": round(rule.full_at * 100, 2), "points": pts})  # fmt: skip
+        if pts is not None:
+            total += pts
+            maximum += rule.max_points
+    scaled = round(total * 100 / maximum, 2) if maximum else None
+    return {
+        "indicators": rows,
+        "total": round(total, 2),
+        "max_points": maximum,
+        "scaled": scaled,
+        "band": band(scaled, bands) if scaled is not None else None,
+        "not_computable": [{"code": c, "reason": r} for c, r in NOT_COMPUTABLE_766.items()],
+    }
+
+
+def average_working_days(pairs: Iterable[tuple[datetime, datetime]], cal: WorkingCalendar) -> float | None:
+    """766 indicator 2.2 (monitoring): mean working days from receipt to the end of processing, receipt day not counted."""
+    days = [cal.working_days_between(cal.local(a).date(), cal.local(b).date()) for a, b in pairs]
+    return round(sum(days) / len(days), 2) if days else None
+
+
+# ---- the accountability list (DOMAIN §8.3) ------------------------------------------------------------------------------
+
+LATE_COLUMNS: dict[str, str] = {
+    "code": "Mã hồ sơ",
+    "unit": "Đơn vị",
+    "procedure_code": "Mã TTHC",
+    "procedure_name": "Tên TTHC",
+    "field": "Lĩnh vực",
+    "received_at": "Ngày tiếp nhận",
+    "due_at_original": "Ngày hẹn trả",
+    "due_at": "Hạn xử lý (sau khi trừ thời gian bổ sung)",
+    "late_at": "Thời điểm quá hạn",
+    "late_reason": "Lý do trễ",
+    "state": "Tình trạng cuối kỳ",
+    "closed_at": "Ngày kết thúc xử lý",
+    "holder_unit": "Đơn vị đang giữ khi trễ hạn",
+    "holder_officer": "Cán bộ đang giữ khi trễ hạn",
+    "apology_issued": "Đã có thư xin lỗi",
+    "apology_at": "Ngày xin lỗi",
+    "apology_timely": "Xin lỗi đúng thời hạn",
+    "new_appointment_at": "Ngày hẹn trả mới",
+    "explained": "Đã giải trình",
+}

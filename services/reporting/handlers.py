@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from services.reporting import domain, store
+from shared.calendar import WorkingCalendar
 from shared.consumer import Subscription
-from shared.db import UnitOfWork
+from shared.db import Database, UnitOfWork
 from shared.envelope import Envelope
-from shared.events import PRODUCERS, REGISTRY, DossierReceived, Event
+from shared.events import PRODUCERS, REGISTRY, Event, event_class
 from shared.telemetry import current_trace_id
 
 
-async def record(tx: UnitOfWork, event: Event, envelope: Envelope) -> None:
-    """Append the event to its dossier's stream, then project it."""
+async def record(tx: UnitOfWork, event: Event, envelope: Envelope, *, fields: Mapping[str, str]) -> None:
+    """Append the event to its dossier's stream, then project it (``fields``: procedure code → field)."""
     head = await store.lock_head(session=tx.session, dossier_code=envelope.subject, genesis=domain.GENESIS)
     link = domain.ChainLink(
         sequence=head.sequence + 1,
@@ -41,25 +51,139 @@ async def record(tx: UnitOfWork, event: Event, envelope: Envelope) -> None:
             hash=domain.link_hash(link),
         ),
     )
-    await PROJECTORS.get(type(event), _no_projection)(tx, event)
+    await project(tx.session, event, actor=envelope.actor, fields=fields)
 
 
-async def _project_received(tx: UnitOfWork, event: DossierReceived) -> None:
-    fact = store.DossierFact(
-        code=event.dossier_code,
-        unit=event.unit,
-        procedure_code=event.procedure_code,
-        channel=event.channel,
-        received_at=event.received_at,
-        received_day=store.vn_day(event.received_at),
-    )
-    await store.add_fact(session=tx.session, fact=fact)
+async def project(session: AsyncSession, event: Event, *, actor: str | None, fields: Mapping[str, str]) -> None:
+    """Fold one event into its dossier's facts (the chain head lock held by the caller orders a dossier's events)."""
+    fact = await store.get_fact(session=session, code=event.dossier_code) or domain.new_fact(event.dossier_code, event.unit)
+    folded = domain.fold(fact, event, actor=actor, fields=fields)
+    await store.save_fact(session=session, fact=folded.fact)
+    await store.add_deadlines(session=session, code=event.dossier_code, changes=folded.deadlines)
+    await store.apply_feedback(session=session, code=event.dossier_code, unit=folded.fact.unit, changes=folded.feedback)
 
 
-async def _no_projection(tx: UnitOfWork, event: Event) -> None:
-    """Kept in the stream; no report counts it yet."""
+async def rebuild(db: Database, *, fields: Mapping[str, str]) -> int:
+    """Empty the projections and replay reporting's own event log in the order it was applied; the events replayed.
+
+    One transaction: the consumer's appends and the reports (TRUNCATE locks the projections) wait for it.
+    """
+    replayed = 0
+    async with db.unit_of_work(actor="reporting-rebuild") as tx:
+        await store.lock_log(session=tx.session)
+        await store.truncate_projections(session=tx.session)
+        async for record in store.log_in_order(session=tx.session):
+            model = event_class(record.type)
+            if model is None:
+                raise ValueError(f"event_log row {record.id} has an unknown type {record.type!r}")
+            await project(tx.session, model.model_validate(record.data), actor=record.actor, fields=fields)
+            replayed += 1
+    return replayed
 
 
-PROJECTORS = {DossierReceived: _project_received}
+def subscriptions(fields: Mapping[str, str]) -> Subscription:
+    """Reporting listens to every event of every producer."""
+    handler = partial(record, fields=fields)
+    return Subscription(producers=PRODUCERS, handlers={model: handler for model in REGISTRY.values()})
 
-SUBSCRIPTIONS = Subscription(producers=PRODUCERS, handlers={model: record for model in REGISTRY.values()})
+
+# ---- reports (read-only use cases) ----------------------------------------------------------------------------------
+
+
+async def summary(
+    db: Database,
+    rules: ReportRules,
+    *,
+    scope: domain.Scope,
+    period: domain.Period,
+    field: str | None = None,
+    procedure: str | None = None,
+) -> dict[str, Any]:
+    """The standard table of one scope and period: every count and every plan rate."""
+    rows = await breakdown(db, rules, scope=scope, periods=[period], by="none", field=field, procedure=procedure)
+    return rows[0]["total"]
+
+
+async def breakdown(
+    db: Database,
+    rules: ReportRules,
+    *,
+    scope: domain.Scope,
+    periods: list[domain.Period],
+    by: store.Dimension,
+    field: str | None = None,
+    procedure: str | None = None,
+) -> list[dict[str, Any]]:
+    """The standard table per period, one row per field, procedure or officer, and the period's total."""
+    out = []
+    async with db.sessions() as session:
+        for period in periods:
+            horizon = domain.near_due_horizon(period.end, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
+            raw = await store.report_counts(
+                session=session, scope=scope, period=period, horizon=horizon, by=by, field=field, procedure=procedure
+            )
+            rows = [_row(r["key"], r["name"], r, rules) for r in raw]
+            totals = {k: sum(int(r[k]) for r in raw) for k in domain.COMPUTED}
+            out.append({"period": period, "rows": rows if by != "none" else [], "total": _row("", "Tổng", totals, rules)})
+    return out
+
+
+def _row(key: str, name: str, raw: Mapping[str, Any], rules: ReportRules) -> dict[str, Any]:
+    counts = domain.complete_counts(raw)
+    return {"key": key, "name": name, **counts, "rates": domain.rates(counts, rules.targets)}
+
+
+async def late_list(
+    db: Database,
+    *,
+    scope: domain.Scope,
+    period: domain.Period,
+    field: str | None = None,
+    procedure: str | None = None,
+) -> list[dict[str, Any]]:
+    """The accountability list (DOMAIN §8.3) of a scope and period."""
+    async with db.sessions() as session:
+        return await store.late_dossiers(session=session, scope=scope, period=period, field=field, procedure=procedure)
+
+
+async def index_766(db: Database, rules: ReportRules, *, scope: domain.Scope, period: domain.Period) -> dict[str, Any]:
+    """The 766 indicators a local system can compute for a scope and month, with points, total and band."""
+    horizon = domain.near_due_horizon(period.end, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
+    async with db.sessions() as session:
+        raw = await store.report_counts(session=session, scope=scope, period=period, horizon=horizon)
+        feedback_on_time, feedback_total = await store.feedback_counts(session=session, scope=scope, period=period)
+        times = await store.processing_times(session=session, scope=scope, period=period)
+    c = domain.complete_counts(raw[0] if raw else {})
+    measured = {
+        "PROGRESS_ON_TIME": (c["received_within_time"], c["received_total"]),
+        "ONLINE_DOSSIERS": (c["received_online"], c["received_total"]),
+        "ORIGINAL_RESULT_AVAILABLE": (c["results_signed"], c["resolved_with_result"]),
+        "SO_HOA_GIAY_TO_GIAI_QUYET": (c["digitization_complete"], c["received_total"]),
+        "REUSED_DIGITIZED_DATA": (c["reused_components_dossiers"], c["received_total"]),
+        "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (c["shared_with_store"], c["received_total"]),
+        "ONLINE_PAYMENT_DOSSIERS": (c["paid_online"], c["fee_dossiers"]),
+        "PETITION_PROCESSING_ON_TIME": (feedback_on_time, feedback_total),
+        "DOSSIER_RECEIVING_SATISFACTION": (domain.rates(c)["satisfaction"]["numerator"], c["to_process"]),
+    }
+    result = domain.index_766(measured, rules.indicators, rules.bands)
+    by_procedure: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+    for code, name, received, finished in times:
+        by_procedure.setdefault((code, name), []).append((received, finished))
+    result["average_processing"] = [
+        {"procedure_code": code, "procedure_name": name, "dossiers": len(pairs),
+         "average_working_days": domain.average_working_days(pairs, rules.calendar)}
+        for (code, name), pairs in sorted(by_procedure.items())
+    ]  # fmt: skip
+    return result
+
+
+@dataclass(frozen=True)
+class ReportRules:
+    """What the reports need besides the database: the calendar, the near-due threshold, targets and 766 points."""
+
+    calendar: WorkingCalendar
+    near_due_threshold: float = 1
+    near_due_unit: domain.NearDueUnit = "working_days"
+    targets: Mapping[str, float] = dc_field(default_factory=dict)
+    indicators: tuple[domain.IndicatorRule, ...] = ()
+    bands: tuple[tuple[float, str], ...] = domain.DEFAULT_BANDS

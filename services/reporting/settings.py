@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from datetime import time
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field, model_validator
+
+from services.reporting.domain import DEFAULT_766, DEFAULT_BANDS
 from shared.settings import ServiceSettings
+
+# The fields (lĩnh vực) of the procedures seeded from DOMAIN §6. dossier.received.v1 does not carry the field, so
+# reporting keeps this map (REPORTING_PROCEDURE_FIELDS replaces it); a procedure not in it is reported under "".
+SEED_PROCEDURE_FIELDS: dict[str, str] = {
+    **dict.fromkeys(
+        ["1.001193", "LT.0001", "1.000894", "1.000656", "LT.0002", "1.004873", "1.004884", "1.004859", "1.001022",
+         "1.004837", "LOCAL.HT.011", "2.000635"],
+        "Hộ tịch",
+    ),
+    **dict.fromkeys(["2.000815", "2.000815.E", "2.000884", "2.001035", "LOCAL.CT.017", "LOCAL.CT.018"], "Chứng thực"),
+    **dict.fromkeys(["1.004222", "1.004194", "LOCAL.CT.021", "LOCAL.CT.022", "1.010038"], "Cư trú"),
+    "LOCAL.KD.024": "Kinh doanh",
+    "LOCAL.XD.025": "Xây dựng",
+    "LOCAL.BT.026": "Bảo trợ xã hội",
+}  # fmt: skip
+
+# Plan targets (DOMAIN §4.4) [I]: each plan sets its own; a report shows whether the rate met it.
+DEFAULT_PLAN_TARGETS: dict[str, float] = {
+    "sync": 100, "on_time": 98, "early": 70, "late": 2, "online": 50, "postal": 10, "online_payment": 50,
+    "electronic_result": 95, "digitization": 95, "reuse": 50, "satisfaction": 90,
+}  # fmt: skip
 
 
 class ReportingSettings(ServiceSettings):
@@ -12,3 +37,30 @@ class ReportingSettings(ServiceSettings):
 
     service: ClassVar[str] = "reporting"
     port: int = 8005
+    # The office's working hours (the same calendar as intake's and workflow's): used for "near due".
+    office_opens: time = time(7, 30)
+    office_closes: time = time(17, 0)
+    # A running dossier is "near due" (sắp đến hạn) at the end of a period when its deadline falls within this many
+    # working days (or office hours) after it [I: DOMAIN §8.2 "e.g. ≤1 WD"].
+    near_due_threshold: float = Field(default=1, ge=0)
+    near_due_unit: Literal["working_days", "working_hours"] = "working_days"
+    procedure_fields: dict[str, str] = Field(default_factory=lambda: dict(SEED_PROCEDURE_FIELDS))
+    plan_targets: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PLAN_TARGETS))
+    # The 766 index [I/L]: per indicator code, any of max_points, full_at (rate for full points), empty
+    # ("zero" | "full" | "na": the score when nothing is measured). Unset codes keep DOMAIN §4.2's values.
+    index766_indicators: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Rating bands of the 766 score out of 100: [[floor, name], …] [S: ≥90 Xuất sắc, <50 Yếu; I: 80/70/50].
+    index766_bands: list[tuple[float, str]] = Field(default_factory=lambda: [list(b) for b in DEFAULT_BANDS])  # type: ignore[misc]
+
+    @model_validator(mode="after")
+    def _known_indicators(self) -> ReportingSettings:
+        unknown = sorted(set(self.index766_indicators) - set(DEFAULT_766))
+        if unknown:
+            raise ValueError(f"REPORTING_INDEX766_INDICATORS names unknown indicators: {unknown}")
+        allowed = {"max_points", "full_at", "empty", "name"}
+        for code, spec in self.index766_indicators.items():
+            if extra := set(spec) - allowed:
+                raise ValueError(f"REPORTING_INDEX766_INDICATORS[{code}]: unknown keys {sorted(extra)}")
+        if not self.office_opens < self.office_closes:
+            raise ValueError("REPORTING_OFFICE_OPENS must be before REPORTING_OFFICE_CLOSES")
+        return self
