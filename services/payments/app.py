@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -15,38 +12,23 @@ from services.payments.api import router
 from services.payments.settings import PaymentsSettings
 from shared.clock import Clock
 from shared.db import Database
+from shared.sweep import PeriodicSweep
 from shared.service import BackgroundLoop, build_app
 
-log = logging.getLogger("motcua.payments.sweep")
 
 PENDING = Gauge("motcua_payments_pending", "Payment requests waiting to be paid")
 HELD = Gauge("motcua_payment_transfers_held", "Transfers held for a person: unknown reference, wrong amount, not payable")
 
 
-class ExpirySweeper:
-    """Background loop: pending requests past their time expire, each once across all replicas
+class ExpirySweeper(PeriodicSweep):
+    """Pending requests past their time expire, each once across all replicas
     (claimed with ``FOR UPDATE SKIP LOCKED``; the status, the event and the audit line commit together)."""
 
-    def __init__(self, db: Database, *, interval: float, batch: int) -> None:
-        self.db = db
-        self.interval = interval
-        self.batch = batch
-        self._stopping = asyncio.Event()
+    name = "expiry sweep"
 
-    async def run(self) -> None:
-        """Sweep until stopped; a failed round (database outage) is retried next round."""
-        while not self._stopping.is_set():
-            try:
-                while await self.sweep_once() >= self.batch and not self._stopping.is_set():
-                    pass  # a full batch: more may be waiting
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the next round retries
-                log.warning("expiry sweep failed: %s", exc)
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval * random.uniform(0.8, 1.2))
-            except TimeoutError:
-                pass
+    def __init__(self, db: Database, *, interval: float, batch: int) -> None:
+        super().__init__(interval=interval, batch=batch)
+        self.db = db
 
     async def sweep_once(self) -> int:
         """One round in one transaction; the number of requests expired. Then the backlog gauges."""
@@ -57,10 +39,6 @@ class ExpirySweeper:
         PENDING.set(pending)
         HELD.set(held)
         return expired
-
-    async def stop(self) -> None:
-        """Finish the round in hand and exit."""
-        self._stopping.set()
 
 
 def create_app(settings: PaymentsSettings | None = None, *, clock: Clock | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:

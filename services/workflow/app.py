@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -18,51 +15,28 @@ from shared.clock import Clock
 from shared.db import Database
 from shared.errors import Problem, problem_response
 from shared.service import build_app
+from shared.sweep import PeriodicSweep
 
-log = logging.getLogger("motcua.workflow.sweep")
 
 
-class DeadlineSweeper:
-    """Background loop: warnings and overdue notices, each exactly once across all replicas.
+class DeadlineSweeper(PeriodicSweep):
+    """Warnings and overdue notices, each exactly once across all replicas.
 
     Every round claims due cases with ``FOR UPDATE SKIP LOCKED`` and sets each flag in the same
     transaction as its outbox event, so two replicas never announce the same deadline twice.
     """
 
+    name = "deadline sweep"
+
     def __init__(self, db: Database, rules: handlers.Rules, *, interval: float, batch: int) -> None:
+        super().__init__(interval=interval, batch=batch)
         self.db = db
         self.rules = rules
-        self.interval = interval
-        self.batch = batch
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        """Sweep until stopped; a failed round (database outage) is retried next round."""
-        while not self._stopping.is_set():
-            try:
-                while await self.sweep_once() >= self.batch and not self._stopping.is_set():
-                    pass  # a full batch: more may be waiting
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the next round retries
-                log.warning("deadline sweep failed: %s", exc)
-            # Jitter keeps replicas from sweeping in lockstep.
-            await self._pause(self.interval * random.uniform(0.8, 1.2))
 
     async def sweep_once(self) -> int:
         """One round in one transaction; the number of cases claimed."""
         async with self.db.unit_of_work(actor="workflow-sweep") as tx:
             return await handlers.sweep_deadlines(tx, rules=self.rules, limit=self.batch)
-
-    async def stop(self) -> None:
-        """Finish the round in hand and exit."""
-        self._stopping.set()
-
-    async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
 
 def _domain_error(request: Request, exc: domain.DomainError) -> JSONResponse:
