@@ -132,6 +132,7 @@ async def _drive(o: Office) -> None:
     # Before the period: two dossiers that will be carried over.
     x1, x2 = (await o.receive())["code"], (await o.receive())["code"]
     x1_due = datetime.fromisoformat((await o.case(x1))["due_at"])
+    await o.case(x2)  # both cases exist in workflow before anyone acts on them
     w1 = CAL.next_working(today)
     first = w1
 
