@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from services.digitization import domain, handlers, store, upload
+from services.digitization import domain, handlers, signing, store, upload
 from services.digitization.handlers import Context
 from shared.auth import CurrentUser
 from shared.errors import NotFound, Problem
@@ -79,22 +79,6 @@ class DocumentsPublic(BaseModel):
     count: int
 
 
-class SignatureDetail(BaseModel):
-    """One signature as pyHanko verified it."""
-
-    field: str
-    valid: bool
-    intact: bool
-    trusted: bool
-    signer: str | None
-    certificate_serial: str | None
-    signing_time: datetime | None
-    covers_whole_file: bool
-    modified_after_signing: bool
-    changes_allowed: bool
-    summary: str
-
-
 class SignatureReportPublic(BaseModel):
     """Is the file signed, by whom, when, and did it change afterwards."""
 
@@ -109,7 +93,7 @@ class SignatureReportPublic(BaseModel):
     sha256: str
     sha256_matches: bool | None = None
     copy_number: str | None = None
-    signatures: list[SignatureDetail]
+    signatures: list[signing.SignatureReport]
 
 
 class OwnerPublic(BaseModel):
@@ -180,7 +164,7 @@ def _documents(rows: list[store.Document]) -> DocumentsPublic:
 
 
 def _report(check_sha256: str, reports: list, *, document_id: str | None = None, matches: bool | None = None, copy_number: str | None = None) -> SignatureReportPublic:
-    details = [SignatureDetail(**r.__dict__) for r in reports]
+    details = list(reports)
     last = details[-1] if details else None
     return SignatureReportPublic(
         document_id=document_id,
