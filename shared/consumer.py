@@ -18,16 +18,23 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from shared.db import Database, UnitOfWork
+from shared.db import Database, UnitOfWork, is_connection_error
 from shared.envelope import DecodeError, Envelope, UnknownEventType
 from shared.events import Event
 from shared.faults import failpoint
 from shared.kafka import ensure_topics, make_consumer
-from shared.metrics import DEAD_LETTERS, EVENT_LAG, EVENT_RETRIES, EVENTS_CONSUMED
+from shared.metrics import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENT_LAG,
+    EVENT_RETRIES,
+    EVENTS_CONSUMED,
+    zero_consumer_series,
+)
 from shared.settings import ServiceSettings
 from shared.telemetry import context_from_traceparent, tracer
 
@@ -84,13 +91,18 @@ def _decode(record: ConsumerRecord) -> tuple[Envelope, Event]:
     return envelope, envelope.event()
 
 
+def _no_nul(text: str) -> str:
+    """Text Postgres can store: a NUL (valid in UTF-8, refused by ``text``) would keep a dead letter from being filed."""
+    return text.replace("\x00", "\\x00")
+
+
 def is_infrastructure_error(exc: BaseException) -> bool:
-    """True for failures of the database connection itself, which are waited out, not counted."""
-    if isinstance(exc, (TransientError, OSError, ConnectionError, asyncpg.PostgresConnectionError, InterfaceError)):
-        return True
-    if isinstance(exc, asyncpg.exceptions.CannotConnectNowError | asyncpg.exceptions.AdminShutdownError):
-        return True
-    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError)):
+    """True for failures of the database connection itself (and a handler's TransientError): waited out, not counted.
+
+    A deadlock or serialization failure (SQLSTATE class 40) is Postgres breaking a lock cycle between replicas'
+    transactions, not a fault of the event: the same transaction a moment later succeeds, so it is waited out too.
+    """
+    if isinstance(exc, TransientError | asyncpg.exceptions.TransactionRollbackError) or is_connection_error(exc):
         return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and is_infrastructure_error(cause)
@@ -108,6 +120,8 @@ class EventConsumer:
         self.connected = False
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._lag_partitions: set[TopicPartition] = set()  # the partitions whose lag gauge this consumer set
+        zero_consumer_series(settings.service, self.handlers)
 
     async def run(self) -> None:
         """Consume until stopped; reconnect after broker outages."""
@@ -144,12 +158,51 @@ class EventConsumer:
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.relay_batch_size)
             for tp, records in batches.items():
+                if tp not in consumer.assignment():
+                    continue  # revoked since the fetch (a rebalance): its new owner reads it from the group's offset
                 if not await self._where_the_group_stands(consumer, tp, records[0].offset, repositioned):
                     continue
                 if not await self._settle(records):
                     return
-                await consumer.commit({tp: records[-1].offset + 1})
-                failpoint("consumer.after_offset_commit")
+                if await self._commit(consumer, tp, records[-1].offset + 1):
+                    failpoint("consumer.after_offset_commit")
+            await self._observe_lag(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> bool:
+        """Commit a partition's offset; False when a rebalance took the partition away while its batch was applied.
+
+        The batch's effects are committed with their inbox rows, so whoever reads the partition next skips them.
+        Treating this as a client failure (reconnecting) would leave and rejoin the group: one more rebalance for
+        every member, on top of the one under way. The client rejoins by itself on its next poll.
+        """
+        try:
+            await consumer.commit({tp: offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.info("%s: offset %s not committed, the group rebalanced meanwhile: %s", tp, offset, exc)
+            return False
+        return True
+
+    async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Set the lag gauge of every assigned partition: its high watermark minus this consumer's position.
+
+        Messages, not seconds (``motcua_event_lag_seconds`` is the time): a backlog that grows while the
+        consumer is connected means it cannot keep up. Each fetch response carries the high watermark, so the
+        figure is at most one poll (500 ms) old; partitions given to another replica stop being reported here.
+        """
+        assigned = consumer.assignment()
+        for tp in self._lag_partitions - assigned:
+            CONSUMER_LAG.remove(self.settings.service, tp.topic, str(tp.partition))
+        self._lag_partitions &= assigned
+        for tp in assigned:
+            try:
+                highwater = consumer.highwater(tp)
+                # A position being reset (offset out of range) is waited for, but never longer than a poll.
+                position = await asyncio.wait_for(consumer.position(tp), 0.5) if highwater is not None else None
+            except Exception:  # noqa: BLE001, S112 - a partition being revoked or reset now: the next poll reports it
+                continue
+            if position is not None:
+                CONSUMER_LAG.labels(self.settings.service, tp.topic, str(tp.partition)).set(max(0, highwater - position))
+                self._lag_partitions.add(tp)
 
     async def _settle(self, records: list[ConsumerRecord]) -> bool:
         """Apply one partition's batch in order; False when stopping cut it short (its offset is then not committed).
@@ -201,9 +254,10 @@ class EventConsumer:
                     raise failed.error from None
                 failure, decoded = failed.error, decoded[: failed.index]  # apply those before it, without it
                 continue
-            except Exception:  # noqa: BLE001 - e.g. the commit itself failed: settle record by record instead
+            except Exception as exc:  # e.g. the commit itself failed: settle record by record instead
                 if self._stopping.is_set():
                     raise
+                log.warning("batch of %d records failed (%r): settling them one by one", len(decoded), exc)
                 return 0, None
             now = self.db.clock.now()
             for envelope, outcome in outcomes:
@@ -343,19 +397,21 @@ class EventConsumer:
         headers = {k: base64.b64encode(v).decode() for k, v in (record.headers or ())}
         try:
             payload = (record.value or b"").decode()
+            if "\x00" in payload:  # valid UTF-8, but Postgres text cannot hold NUL
+                raise UnicodeDecodeError("utf-8", b"\x00", 0, 1, "NUL")
         except UnicodeDecodeError:
             payload = "base64:" + base64.b64encode(record.value or b"").decode()
         values = {
-            "event_id": envelope.id if envelope else None,
-            "type": envelope.type if envelope else None,
-            "subject": envelope.subject if envelope else (record.key or b"").decode(errors="replace"),
+            "event_id": _no_nul(envelope.id) if envelope else None,
+            "type": _no_nul(envelope.type) if envelope else None,
+            "subject": _no_nul(envelope.subject if envelope else (record.key or b"").decode(errors="replace")),
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "key": (record.key or b"").decode(errors="replace"),
+            "key": _no_nul((record.key or b"").decode(errors="replace")),
             "headers": json.dumps(headers),
             "payload": payload[:1_000_000],
-            "error": f"{type(exc).__name__}: {exc}"[:4000],
+            "error": _no_nul(f"{type(exc).__name__}: {exc}")[:4000],
             "attempts": attempts,
         }
         backoff = self.settings.consumer_backoff_initial_seconds

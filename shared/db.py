@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,6 +26,36 @@ _INSERT_OUTBOX = text(
     VALUES (CAST(:event_id AS uuid), :topic, :key, :type, CAST(:payload AS jsonb), CAST(:headers AS jsonb), :created_at)
     """
 )
+
+
+# What asyncpg raises when the server refuses or drops the connection itself (a restart, a shutdown, a failover):
+# the same statement a moment later may well succeed, so callers wait (consumers) or answer 503 (HTTP).
+_SERVER_GOING_AWAY = (
+    asyncpg.PostgresConnectionError,  # the connection broke or was refused (08xxx)
+    asyncpg.exceptions.CannotConnectNowError,  # "the database system is starting up / shutting down" (57P03)
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when the database connection failed, not the statement: the server is away, restarting or cut us off.
+
+    SQLAlchemy wraps asyncpg's errors; a refused connection during a restart ("the database system is shutting
+    down") arrives as a plain ``DBAPIError`` that is neither an ``OperationalError`` nor marked invalidated, so
+    the whole cause chain is looked at.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (OSError, ConnectionError, InterfaceError, *_SERVER_GOING_AWAY)):
+            return True
+        if isinstance(current, DBAPIError) and (current.connection_invalidated or isinstance(current, OperationalError)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -76,6 +109,15 @@ class UnitOfWork:
         self.actor = actor
         self.session: AsyncSession = db.sessions()
         self.emitted: list[Envelope] = []
+        self._before_commit: list[Callable[[], Awaitable[None]]] = []
+
+    def before_commit(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` once, in this transaction, just before it commits (not when it rolls back).
+
+        For writes a handler accumulates over every event of a consumer's batch and makes once at the end, in an order
+        of its choosing (reporting's roll-up: one lock order for every replica, one statement per table).
+        """
+        self._before_commit.append(hook)
 
     async def __aenter__(self) -> UnitOfWork:
         await self.session.begin()
@@ -86,6 +128,8 @@ class UnitOfWork:
     ) -> None:
         try:
             if exc_type is None:
+                for hook in self._before_commit:
+                    await hook()
                 if self.emitted:
                     await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
                 await self.session.commit()

@@ -14,6 +14,8 @@ from shared.events import Event, event_class
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json; charset=utf-8"
+# Events are small facts (no file contents): a record far beyond any of them is refused before it is parsed.
+MAX_EVENT_BYTES = 512 * 1024
 
 
 class DecodeError(Exception):
@@ -84,7 +86,9 @@ class Envelope:
 
     @classmethod
     def from_kafka(cls, value: bytes | None, headers: list[tuple[str, bytes]] | tuple | None) -> Envelope:
-        """Read a record; raises DecodeError on anything malformed."""
+        """Read a record; raises DecodeError on anything malformed (or larger than ``MAX_EVENT_BYTES``)."""
+        if value is not None and len(value) > MAX_EVENT_BYTES:
+            raise DecodeError(f"body of {len(value)} bytes exceeds the limit of {MAX_EVENT_BYTES} bytes")
         try:
             attrs = {k: v.decode() for k, v in (headers or ())}
         except (UnicodeDecodeError, AttributeError, ValueError) as exc:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg.exceptions import DataError as PgDataError
+from asyncpg.exceptions._base import DataError as ArgumentDataError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db import is_connection_error
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "urn:motcua:problem:"
@@ -71,7 +75,24 @@ def problem_response(problem: Problem, request: Request | None = None) -> JSONRe
     """Render a problem."""
     instance = str(request.url.path) if request is not None else None
     headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    if problem.status == 429:
+        headers = {"Retry-After": str(problem.extensions.get("retry_after_seconds", 1))}
     return JSONResponse(problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _refused_value(exc: BaseException) -> bool:
+    """True when the database refused a value of the request (a number out of range, a NUL in text), not the connection.
+
+    Such a value passed validation (a path id, an offset) yet cannot be stored or looked up: the client's error, a 422.
+    """
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, PgDataError | ArgumentDataError):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -100,10 +121,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
     async def _database(request: Request, exc: Exception) -> JSONResponse:
-        lost = isinstance(exc, OSError) or (
-            isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError))
-        )
-        if lost:
+        if _refused_value(exc):
+            return await _unexpected(request, exc)
+        if is_connection_error(exc):  # also "the database system is shutting down" during a restart
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
             problem = Problem(503, "database-unavailable", "Database unavailable", "The database did not answer; nothing was changed. Retry shortly.")
             response = problem_response(problem, request)
@@ -113,6 +133,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if _refused_value(exc):
+            problem = Problem(
+                422, "value-out-of-range", "A value cannot be used",
+                "A value of the request is outside what can be stored or looked up (a number too large, a NUL character).",
+            )  # fmt: skip
+            return problem_response(problem, request)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         problem = Problem(500, "internal-error", "Internal error", "The server failed; the error was logged.")
         return problem_response(problem, request)

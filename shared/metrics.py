@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Histogram(
@@ -19,9 +21,34 @@ EVENTS_CONSUMED = Counter(
 )
 EVENT_RETRIES = Counter("motcua_event_retries_total", "Transient failures retried in place", ["service", "type"])
 DEAD_LETTERS = Counter("motcua_dead_letters_total", "Events written to dead_letters", ["service", "reason"])
+CONSUMER_LAG = Gauge(
+    "motcua_consumer_lag",
+    "Records a consumer has still to handle: the partition's high watermark minus the consumer's position",
+    ["service", "topic", "partition"],
+)
 EVENT_LAG = Histogram(
     "motcua_event_lag_seconds",
     "Time from an event's commit at its producer to its effect at this consumer",
     ["service", "type"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+
+# Why a consumer writes a dead letter (shared/consumer.py).
+DEAD_LETTER_REASONS = ("undecodable", "unknown_type", "permanent", "retries_spent")
+
+
+def zero_consumer_series(service: str, types: Iterable[str]) -> None:
+    """Create a consumer's labelled failure counters at 0 before anything fails.
+
+    A series that first appears at 1 looks like no change to ``increase()``/``rate()``, so the dashboards would
+    miss the first dead letter or retry, and show "no data" rather than 0 while all is well.
+    """
+    for reason in DEAD_LETTER_REASONS:
+        DEAD_LETTERS.labels(service, reason)
+    for type_ in types:
+        EVENT_RETRIES.labels(service, type_)
+
+
+def zero_relay_series(service: str) -> None:
+    """Create the relay's error counter at 0 (same reason as ``zero_consumer_series``)."""
+    RELAY_ERRORS.labels(service)

@@ -13,7 +13,13 @@ from sqlalchemy import text
 
 from shared.db import OUTBOX_CHANNEL, Database, asyncpg_dsn
 from shared.kafka import ensure_topics, make_producer
-from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, RELAY_ERRORS
+from shared.metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    RELAY_ERRORS,
+    zero_relay_series,
+)
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("motcua.outbox")
@@ -45,6 +51,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        zero_relay_series(settings.service)
 
     async def run(self) -> None:
         """Hold the relay lock and publish until stopped; survive database and broker outages."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from shared.envelope import MAX_EVENT_BYTES
 from shared.events import Event
 from tests.support import api
 from tests.support.events import (
@@ -33,6 +34,15 @@ def _poison(code: str) -> list[tuple[str, bytes, list[tuple[str, bytes]], str]]:
             headers,
             "does not match its schema",
         ),
+        # A well-formed event, but far larger than any event: refused before it is parsed.
+        (
+            "an oversized record",
+            json.dumps({**good.data, "padding": "x" * (MAX_EVENT_BYTES + 1)}).encode(),
+            headers,
+            "exceeds the limit",
+        ),
+        # Valid UTF-8 that Postgres text cannot hold: the dead letter keeps it as base64 instead of failing to file it.
+        ("a NUL byte", b'{"dossier_code": "\x00"}', headers, "body or time is malformed"),
     ]
 
 
@@ -45,7 +55,7 @@ async def test_undecodable_events_land_in_dead_letters_and_the_partition_moves_o
     code = dossier_code(random_unit())
     unit = unit_of(code)
     poison = _poison(code)
-    reasons = {"undecodable": 3, "unknown_type": 1}
+    reasons = {"undecodable": 5, "unknown_type": 1}
     before = {(s, r): await _dead_letter_count(stack, s, r) for s in CONSUMERS for r in reasons}
 
     good: Event = dossier_received(code)
@@ -69,6 +79,7 @@ async def test_undecodable_events_land_in_dead_letters_and_the_partition_moves_o
             assert error in letter["error"], f"{service} filed {what} as: {letter['error']}"
             assert letter["attempts"] == 1 and letter["topic"] == stack.topic("intake")
         assert letters[0]["payload"].startswith("base64:")  # bytes that are not text are kept, not lost
+        assert letters[-1]["payload"].startswith("base64:")  # the NUL byte too
         for reason, count in reasons.items():
             assert await _dead_letter_count(stack, service, reason) == before[(service, reason)] + count
 
