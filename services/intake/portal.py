@@ -25,6 +25,8 @@ from shared.db import Database
 log = logging.getLogger("motcua.intake.portal")
 
 PUSHES = Counter("motcua_portal_pushes_total", "Status pushes to the portal, by outcome", ["outcome"])
+for _outcome in ("accepted", "failed"):
+    PUSHES.labels(_outcome)  # at 0 from the start: rate()/increase() then see the first push (shared/metrics.py)
 PUSH_BACKLOG = Gauge("motcua_portal_push_backlog", "Status pushes not yet accepted by the portal")
 PUSH_OLDEST_AGE = Gauge("motcua_portal_push_oldest_age_seconds", "Age of the oldest push not yet accepted")
 

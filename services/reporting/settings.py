@@ -49,6 +49,8 @@ class ReportingSettings(ServiceSettings):
     # The 766 index [I/L]: per indicator code, any of max_points, full_at (rate for full points), empty
     # ("zero" | "full" | "na": the score when nothing is measured). Unset codes keep DOMAIN §4.2's values.
     index766_indicators: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # How often the per-unit business gauges of /metrics (received, pending, overdue, near due) are recomputed.
+    metrics_refresh_seconds: float = Field(default=30, gt=0)
     # Rating bands of the 766 score out of 100: [[floor, name], …] [S: ≥90 Xuất sắc, <50 Yếu; I: 80/70/50].
     index766_bands: list[tuple[float, str]] = Field(default_factory=lambda: [list(b) for b in DEFAULT_BANDS])  # type: ignore[misc]
 
