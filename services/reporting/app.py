@@ -10,11 +10,12 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from services.reporting import domain, handlers
 from services.reporting.api import router
 from services.reporting.handlers import ReportRules
+from services.reporting.metrics import BusinessGauges
 from services.reporting.settings import ReportingSettings
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, SystemClock
 from shared.db import Database
-from shared.service import build_app
+from shared.service import BackgroundLoop, build_app
 
 
 def report_rules(settings: ReportingSettings) -> ReportRules:
@@ -35,16 +36,23 @@ def report_rules(settings: ReportingSettings) -> ReportRules:
 def create_app(settings: ReportingSettings | None = None, *, clock: Clock | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
     """The reporting service."""
     settings = settings or ReportingSettings()
+    rules = report_rules(settings)
+
+    def loops(app: FastAPI) -> list[BackgroundLoop]:
+        # The per-unit business gauges of /metrics (services/reporting/metrics.py), recomputed in the background.
+        return [BusinessGauges(app.state.db, rules, interval=settings.metrics_refresh_seconds)]
+
     app = build_app(
         settings,
         title="motcua reporting",
         description="Báo cáo: the plan's rates, the 766 index, the accountability list and each dossier's audit trail.",
         routers=[router],
-        subscription=handlers.subscriptions(settings.procedure_fields),
+        subscription=handlers.subscriptions(settings.procedure_fields, report_rules(settings)),
         clock=clock,
         span_exporter=span_exporter,
+        loops=loops,
     )
-    app.state.report_rules = report_rules(settings)
+    app.state.report_rules = rules
     return app
 
 
@@ -57,7 +65,7 @@ def rebuild(settings: ReportingSettings | None = None) -> int:
             settings.database_url, service=settings.service, namespace=settings.kafka_topic_namespace, clock=SystemClock()
         )
         try:
-            return await handlers.rebuild(db, fields=settings.procedure_fields)
+            return await handlers.rebuild(db, fields=settings.procedure_fields, rules=report_rules(settings))
         finally:
             await db.dispose()
 

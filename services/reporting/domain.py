@@ -241,6 +241,43 @@ def _month_end(year: int, month: int) -> date:
     return (date(year + month // 12, month % 12 + 1, 1)) - timedelta(days=1)
 
 
+def month_of(instant: datetime) -> date:
+    """The first day of the Vietnamese calendar month the instant falls in."""
+    return instant.astimezone(VN_TZ).date().replace(day=1)
+
+
+def month_period(month: date) -> Period:
+    """The calendar month starting on ``month`` (its first day) as a period."""
+    return Period(f"{month.year}-{month.month:02d}", month, _month_end(month.year, month.month))
+
+
+def whole_month(period: Period) -> date | None:
+    """The month's first day when the period is exactly one calendar month (what the roll-up holds), else None."""
+    first = period.first
+    return first if first.day == 1 and period.last == _month_end(first.year, first.month) else None
+
+
+def active_months(fact: Fact, rolled_through: date | None = None) -> list[date]:
+    """The months a received dossier's roll-up rows cover: from its receipt to its last activity (or receipt), and
+    while it is open, to the month the roll-up was rolled forward through.
+
+    Outside them the dossier counts in no month at all (closed: ``ACTIVE_SPAN`` of store.py), or only as an open
+    dossier idle since before the month (carried over, pending), which reports of a month after ``rolled_through``
+    count from the dossier's own row.
+    """
+    if fact.received_at is None:
+        return []
+    first = month_of(fact.received_at)
+    last = month_of(_latest(fact.received_at, fact.last_activity_at) or fact.received_at)
+    if fact.closed_at is None and rolled_through is not None:
+        last = max(last, rolled_through)
+    months = []
+    while first <= last:
+        months.append(first)
+        first = (first + timedelta(days=32)).replace(day=1)
+    return months
+
+
 # ---- "near due" at the end of a period --------------------------------------------------------------------------
 
 NearDueUnit = Literal["working_days", "working_hours"]

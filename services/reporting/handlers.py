@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,7 +21,29 @@ from shared.events import PRODUCERS, REGISTRY, Event, event_class
 from shared.telemetry import current_trace_id
 
 
-async def record(tx: UnitOfWork, event: Event, envelope: Envelope, *, fields: Mapping[str, str]) -> None:
+class Horizons:
+    """The near-due horizon at the end of each month, by the report rules: what the roll-up counts near due with."""
+
+    def __init__(self, rules: ReportRules) -> None:
+        self.rules = rules
+        self._known: dict[date, datetime] = {}
+
+    def __call__(self, month: date) -> datetime:
+        if month not in self._known:
+            end = domain.month_period(month).end
+            self._known[month] = domain.near_due_horizon(
+                end, self.rules.near_due_threshold, self.rules.near_due_unit, self.rules.calendar
+            )
+        return self._known[month]
+
+    def of(self, fact: domain.Fact | None, rolled_through: date | None) -> dict[date, datetime]:
+        """The horizon of every month the dossier has roll-up rows in."""
+        return {m: self(m) for m in domain.active_months(fact, rolled_through)} if fact is not None else {}
+
+
+async def record(
+    tx: UnitOfWork, event: Event, envelope: Envelope, *, fields: Mapping[str, str], horizons: Horizons
+) -> None:
     """Append the event to its dossier's stream, then project it (``fields``: procedure code → field)."""
     head = await store.lock_head(session=tx.session, dossier_code=envelope.subject, genesis=domain.GENESIS)
     link = domain.ChainLink(
@@ -51,21 +74,75 @@ async def record(tx: UnitOfWork, event: Event, envelope: Envelope, *, fields: Ma
             hash=domain.link_hash(link),
         ),
     )
-    await project(tx.session, event, actor=envelope.actor, fields=fields)
+    await project(
+        tx.session, event, actor=envelope.actor, fields=fields, horizons=horizons, now=tx.db.clock.now(), rollup=_rollup_of(tx)
+    )
 
 
-async def project(session: AsyncSession, event: Event, *, actor: str | None, fields: Mapping[str, str]) -> None:
-    """Fold one event into its dossier's facts (the chain head lock held by the caller orders a dossier's events)."""
-    fact = await store.get_fact(session=session, code=event.dossier_code) or domain.new_fact(event.dossier_code, event.unit)
+# The roll-up changes of each open transaction, written just before it commits (store.RollupDelta).
+_PENDING: WeakKeyDictionary[UnitOfWork, store.RollupDelta] = WeakKeyDictionary()
+
+
+def _rollup_of(tx: UnitOfWork) -> store.RollupDelta:
+    """The transaction's roll-up changes, flushed when it commits: once per batch, in key order."""
+    pending = _PENDING.get(tx)
+    if pending is None:
+        pending = _PENDING[tx] = store.RollupDelta()
+        tx.before_commit(partial(pending.flush, tx.session))
+    return pending
+
+
+async def project(
+    session: AsyncSession,
+    event: Event,
+    *,
+    actor: str | None,
+    fields: Mapping[str, str],
+    horizons: Horizons | None,
+    now: datetime | None = None,
+    rollup: store.RollupDelta | None = None,
+) -> None:
+    """Fold one event into its dossier's facts (the chain head lock held by the caller orders a dossier's events).
+
+    With ``horizons`` the monthly roll-up moves in the same transaction from what the dossier counted before the
+    event to what it counts after (both counted by the reports' own SQL); without, the caller counts it afterwards.
+    The move is added to ``rollup`` (written when the transaction commits), or without one written now.
+    """
+    stored = await store.get_fact(session=session, code=event.dossier_code)
+    fact = stored or domain.new_fact(event.dossier_code, event.unit)
     folded = domain.fold(fact, event, actor=actor, fields=fields)
+    if not horizons:
+        await _save(session, event.dossier_code, folded)
+        return
+    pending = rollup if rollup is not None else store.RollupDelta()
+    # the roll-up reaches this month (``now``) before anything moves in it; held, it stays there until the commit
+    month = domain.month_of(now or event.occurred_at)
+    if pending.held is None or pending.held < month:
+        pending.held = await store.hold_rollup(session=session, month=month, horizons=horizons)
+    rolled = pending.held
+    was = horizons.of(stored, rolled)
+    before = pending.known(event.dossier_code, was)
+    if before is None:  # not yet counted by this transaction (its last event of the dossier left ``after`` = before)
+        before = await store.contributions(session=session, code=event.dossier_code, horizons=was)
+    await _save(session, event.dossier_code, folded)
+    months = horizons.of(folded.fact, rolled)
+    after = await store.contributions(session=session, code=event.dossier_code, horizons=months)
+    pending.add(event.dossier_code, before, after, months)
+    if rollup is None:
+        await pending.flush(session)
+
+
+async def _save(session: AsyncSession, code: str, folded: domain.Folded) -> None:
+    """Write what the event changed of the dossier's rows."""
     await store.save_fact(session=session, fact=folded.fact)
-    await store.add_deadlines(session=session, code=event.dossier_code, changes=folded.deadlines)
-    await store.apply_feedback(session=session, code=event.dossier_code, unit=folded.fact.unit, changes=folded.feedback)
+    await store.add_deadlines(session=session, code=code, changes=folded.deadlines)
+    await store.apply_feedback(session=session, code=code, unit=folded.fact.unit, changes=folded.feedback)
 
 
-async def rebuild(db: Database, *, fields: Mapping[str, str]) -> int:
+async def rebuild(db: Database, *, fields: Mapping[str, str], rules: ReportRules) -> int:
     """Empty the projections and replay reporting's own event log in the order it was applied; the events replayed.
 
+    The roll-up is counted once at the end, a month per statement, by the same SQL the handlers count it with.
     One transaction: the consumer's appends and the reports (TRUNCATE locks the projections) wait for it.
     """
     replayed = 0
@@ -76,14 +153,24 @@ async def rebuild(db: Database, *, fields: Mapping[str, str]) -> int:
             model = event_class(record.type)
             if model is None:
                 raise ValueError(f"event_log row {record.id} has an unknown type {record.type!r}")
-            await project(tx.session, model.model_validate(record.data), actor=record.actor, fields=fields)
+            await project(tx.session, model.model_validate(record.data), actor=record.actor, fields=fields, horizons=None)
             replayed += 1
+        await count_rollup(tx.session, Horizons(rules), through=domain.month_of(db.clock.now()))
     return replayed
 
 
-def subscriptions(fields: Mapping[str, str]) -> Subscription:
+async def count_rollup(session: AsyncSession, horizons: Horizons, *, through: date) -> None:
+    """Count the roll-up of every month from the dossiers' rows (into an empty roll-up), open ones ``through`` a month."""
+    rolled = f"({store.IN_MONTH}) OR (f.received_at < :end AND {store.IDLE_OPEN})"
+    for month in await store.rollup_months_of_facts(session=session, through=through):
+        where = rolled if month <= through else store.IN_MONTH
+        await store.count_rollup_month(session=session, month=month, horizon=horizons(month), where=where)
+    await store.set_rolled_through(session=session, month=through)
+
+
+def subscriptions(fields: Mapping[str, str], rules: ReportRules) -> Subscription:
     """Reporting listens to every event of every producer."""
-    handler = partial(record, fields=fields)
+    handler = partial(record, fields=fields, horizons=Horizons(rules))
     return Subscription(producers=PRODUCERS, handlers={model: handler for model in REGISTRY.values()})
 
 
