@@ -80,6 +80,11 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
     pages: int | None = Field(default=None, ge=1, description="page count given at reception, for fees charged per page")
     copies: int = Field(default=1, ge=1, description="copies asked for, for fees charged per copy or per page")
     fee_exemption: str | None = Field(default=None, description="the fee exemption the applicant qualifies for")
+    applicant_email: str | None = Field(default=None, max_length=254, description="the applicant's e-mail, if given")
+    applicant_phone: str | None = Field(default=None, max_length=20, description="the applicant's phone, if given")
+    notify_by: Literal["email", "sms"] | None = Field(
+        default=None, description="how the applicant chose to be told of the dossier's progress; null: not at all"
+    )
 
 
 class DossierSupplemented(Event, type="vn.motcua.dossier.supplemented.v1", producer=INTAKE):

@@ -93,6 +93,9 @@ class ReceptionBase(BaseModel):
     exemption: str | None = Field(default=None, max_length=64, description="a fee exemption the applicant qualifies for")
     verification_needed: bool = Field(default=False, description="the procedure's extra time for verification applies")
     return_channel: Literal["counter", "postal", "online"] = "counter"
+    notify_by: Literal["email", "sms"] | None = Field(
+        default=None, description="tell the applicant of the dossier's progress by e-mail or SMS (needs applicant.email / .phone)"
+    )
 
     @model_validator(mode="after")
     def _applicant(self) -> ReceptionBase:
@@ -100,6 +103,10 @@ class ReceptionBase(BaseModel):
             if not self.applicant_name:
                 raise ValueError("applicant: who submits is required (applicant or applicant_name)")
             self.applicant = Applicant(name=self.applicant_name)
+        if self.notify_by == "email" and not self.applicant.email:
+            raise ValueError("notify_by: e-mail notifications need applicant.email")
+        if self.notify_by == "sms" and not self.applicant.phone:
+            raise ValueError("notify_by: SMS notifications need applicant.phone")
         return self
 
 
@@ -231,16 +238,21 @@ class CatalogCache:
 
     def __init__(self, settings: IntakeSettings) -> None:
         self.settings = settings
-        self._cached: dict[tuple[str, date], tuple[float, store.ProcedureVersion]] = {}
+        self._cached: dict[tuple[str, date], tuple[float, store.ProcedureVersion, domain.Procedure]] = {}
 
     async def in_force(self, tx: UnitOfWork, code: str, day: date) -> store.ProcedureVersion:
         """The row in force on the day (a 422 problem when there is none)."""
+        return (await self.procedure(tx, code, day))[0]
+
+    async def procedure(self, tx: UnitOfWork, code: str, day: date) -> tuple[store.ProcedureVersion, domain.Procedure]:
+        """The row in force on the day and its parsed procedure, parsed once per cache period, not per reception."""
         hit = self._cached.get((code, day))
         if hit and _time.monotonic() - hit[0] < self.settings.calendar_cache_seconds:
-            return hit[1]
+            return hit[1], hit[2]
         row = await procedure_in_force(tx, code, day)
-        self._cached[(code, day)] = (_time.monotonic(), row)
-        return row
+        procedure = procedure_of(row)
+        self._cached[(code, day)] = (_time.monotonic(), row, procedure)
+        return row, procedure
 
     def forget(self) -> None:
         """Drop everything after the catalog changed here."""
@@ -361,8 +373,7 @@ async def _accept(
 ) -> store.Dossier:
     """Give an accepted dossier its code, appointment and fee, store it and emit ``dossier.received``."""
     day = domain.receipt_day(received_at)
-    row = await catalog.in_force(tx, cmd.procedure_code, day)
-    procedure = procedure_of(row)
+    row, procedure = await catalog.procedure(tx, cmd.procedure_code, day)
     if channel == "online" and procedure.online_level is domain.OnlineLevel.IN_PERSON:
         raise Problem(422, "not-online", "Not an online procedure", f"procedure_code: {procedure.code} is done in person only.")
     when = domain.appointment(counted_from, procedure, calendar, verification=cmd.verification_needed)
@@ -373,7 +384,7 @@ async def _accept(
     components = [
         {**c.model_dump(), "reused": c.document_id is not None} for c in cmd.components
     ]
-    dossier = store.Dossier(
+    values: dict[str, Any] = dict(
         code=domain.dossier_code(receiving_unit, received_at, sequence, settings.dossier_code_format),
         unit=processing_unit,
         receiving_unit=receiving_unit,
@@ -404,7 +415,7 @@ async def _accept(
         received_by=received_by,
         **extra,
     )
-    store.add(session=tx.session, row=dossier)
+    dossier = await store.insert_dossier(session=tx.session, values=values)
     await tx.emit(
         DossierReceived(
             dossier_code=dossier.code,
@@ -430,6 +441,9 @@ async def _accept(
             pages=cmd.pages,
             copies=cmd.copies,
             fee_exemption=cmd.exemption,
+            applicant_email=dossier.applicant_email,
+            applicant_phone=dossier.applicant_phone,
+            notify_by=cmd.notify_by,
         )
     )
     if dossier.portal_dossier_id:

@@ -10,14 +10,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from services.workflow import domain, handlers, store
+from services.workflow import domain, handlers, notifications, store
 from services.workflow.domain import Action, CaseState, CaseStatus
 from shared import forms
 from shared.auth import Principal, Role, require_roles
+from shared.ratelimit import Policy, rate_limited
 from shared.service import DbDep
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
-public_router = APIRouter(prefix="/api/v1/public", tags=["public"])
+public_router = APIRouter(prefix="/api/v1/public", tags=["public"], dependencies=[rate_limited(Policy.PUBLIC)])
 
 OFFICIALS = (Role.CLERK, Role.SPECIALIST, Role.LEADER, Role.ADMIN, Role.AUDITOR)
 Official = Annotated[Principal, require_roles(*OFFICIALS)]
@@ -27,6 +28,7 @@ Leader = Annotated[Principal, require_roles(Role.LEADER)]
 Assigner = Annotated[Principal, require_roles(Role.CLERK, Role.SPECIALIST, Role.LEADER)]
 CounterOfficer = Annotated[Principal, require_roles(Role.CLERK, Role.LEADER)]
 Signature = Annotated[str, Query(alias="sig", min_length=1, max_length=128, description="the link's signature")]
+Admin = Annotated[Principal, require_roles(Role.ADMIN)]
 
 
 # ---- responses ----------------------------------------------------------------------------------
@@ -260,6 +262,128 @@ async def get_steps(code: str, db: DbDep, user: Official) -> TrackingSlipPublic:
         _, rows = await handlers.tracking_slip(tx, code, user=user)
     data = [StepPublic.model_validate(r, from_attributes=True) for r in rows]
     return TrackingSlipPublic(dossier_code=code, data=data, count=len(data))
+
+
+class AttemptPublic(BaseModel):
+    """One try at delivering a notification: ``sending`` while in flight, ``interrupted`` when its sender died."""
+
+    number: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error: str | None
+    provider_message_id: str | None
+
+
+class NotificationPublic(BaseModel):
+    """A message owed to the applicant, its words once rendered, and every attempt to deliver it."""
+
+    id: str
+    kind: notifications.Kind
+    channel: notifications.Channel
+    recipient: str
+    status: notifications.Status
+    subject: str | None
+    body: str | None
+    encoding: str | None
+    segments: int | None
+    attempts: list[AttemptPublic]
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    last_error: str | None
+
+
+class NotificationsPublic(BaseModel):
+    """A dossier's notifications, oldest first."""
+
+    dossier_code: str
+    data: list[NotificationPublic]
+    count: int
+
+
+class TemplatePublic(BaseModel):
+    """A notification template, its fields and, for SMS, how long the sample dossier's message would be."""
+
+    kind: notifications.Kind
+    channel: notifications.Channel
+    subject: str | None
+    body: str
+    fields: list[str]
+    sample: str
+    sample_segments: int | None
+    updated_at: datetime
+    updated_by: str | None
+
+
+class TemplatesPublic(BaseModel):
+    """Every notification template."""
+
+    data: list[TemplatePublic]
+    count: int
+
+
+@router.get(
+    "/cases/{code}/notifications",
+    response_model=NotificationsPublic,
+    tags=["notifications"],
+    summary="What the applicant was told, by e-mail or SMS, and every delivery attempt",
+)
+async def get_notifications(code: str, db: DbDep, user: Official) -> NotificationsPublic:
+    async with db.unit_of_work() as tx:
+        rows = await handlers.case_notifications(tx, code, user=user)
+    data = [
+        NotificationPublic(
+            **n.model_dump(exclude={"case_code", "event_id", "facts", "attempts", "next_attempt_at", "provider_message_id"}),
+            next_attempt_at=n.next_attempt_at if n.status == notifications.Status.PENDING else None,
+            attempts=[AttemptPublic.model_validate(a, from_attributes=True) for a in attempts],
+        )
+        for n, attempts in rows
+    ]
+    return NotificationsPublic(dossier_code=code, data=data, count=len(data))
+
+
+def _template_public(row: store.NotificationTemplate, request: Request) -> TemplatePublic:
+    kind, channel = notifications.Kind(row.kind), notifications.Channel(row.channel)
+    template = notifications.Template(kind, channel, row.body, row.subject)
+    rendered = notifications.render(template, notifications.SAMPLE_FACTS, request.app.state.render_context)
+    return TemplatePublic(
+        kind=kind,
+        channel=channel,
+        subject=row.subject,
+        body=row.body,
+        fields=sorted(notifications.COMMON_FIELDS | notifications.KIND_FIELDS[kind]),
+        sample=rendered.body,
+        sample_segments=rendered.segments if channel is notifications.Channel.SMS else None,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+@router.get("/notification-templates", response_model=TemplatesPublic, tags=["notifications"], summary="Notification templates")
+async def list_templates(request: Request, db: DbDep, user: Official) -> TemplatesPublic:
+    async with db.unit_of_work() as tx:
+        rows = await store.templates(session=tx.session)
+    return TemplatesPublic(data=[_template_public(r, request) for r in rows], count=len(rows))
+
+
+@router.put(
+    "/notification-templates/{kind}/{channel}",
+    response_model=TemplatePublic,
+    tags=["notifications"],
+    summary="Change the words of a notification (admin); {field} placeholders of its kind only",
+)
+async def put_template(
+    kind: notifications.Kind,
+    channel: notifications.Channel,
+    body: handlers.TemplateBody,
+    request: Request,
+    db: DbDep,
+    user: Admin,
+) -> TemplatePublic:
+    async with db.unit_of_work(actor=user.subject) as tx:
+        row = await handlers.put_template(tx, kind, channel, body, user=user)
+    return _template_public(row, request)
 
 
 # ---- commands -----------------------------------------------------------------------------------------

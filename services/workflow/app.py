@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from services.workflow import domain, handlers
+from services.workflow import domain, handlers, notifications, senders
 from services.workflow.api import public_router, router
 from services.workflow.settings import WorkflowSettings
 from shared.calendar import WorkingCalendar
@@ -74,6 +74,12 @@ def create_app(
         feedback_deadline_working_days=settings.feedback_deadline_working_days,
         rating_link_secret=settings.rating_link_secret,
     )
+    render_context = notifications.RenderContext(
+        public_base_url=settings.public_base_url,
+        rating_link_secret=settings.rating_link_secret,
+        one_stop_name=settings.one_stop_name,
+        unit_names=settings.unit_names,
+    )
     app = build_app(
         settings,
         title="motcua workflow",
@@ -82,12 +88,14 @@ def create_app(
         subscription=handlers.subscriptions(rules),
         clock=clock,
         span_exporter=span_exporter,
-        loops=lambda app_: [
-            DeadlineSweeper(app_.state.db, rules, interval=settings.sweep_interval_seconds, batch=settings.sweep_batch_size)
-        ]
-        if settings.run_sweep
-        else [],
+        loops=lambda app_: (
+            [DeadlineSweeper(app_.state.db, rules, interval=settings.sweep_interval_seconds, batch=settings.sweep_batch_size)]
+            if settings.run_sweep
+            else []
+        )
+        + ([senders.NotificationSender(app_.state.db, settings, render_context)] if settings.run_notifications else []),
     )
     app.state.rules = rules
+    app.state.render_context = render_context
     app.add_exception_handler(domain.DomainError, _domain_error)  # type: ignore[arg-type]
     return app

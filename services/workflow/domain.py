@@ -815,7 +815,7 @@ def rating_signature(secret: str, code: str) -> str:
 
 def rating_link_valid(secret: str, code: str, signature: str) -> bool:
     """True when the link was signed with this secret for this dossier."""
-    return hmac.compare_digest(rating_signature(secret, code), signature or "")
+    return hmac.compare_digest(rating_signature(secret, code).encode(), (signature or "").encode())  # bytes: any text compares
 
 
 def rate(state: CaseState) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from services.workflow import domain, store
+from services.workflow import domain, notifications, senders, store
 from services.workflow.domain import CaseState, CaseStatus, Decision
 from shared import forms
 from shared.auth import Principal, Role
@@ -217,9 +217,15 @@ def to_state(case: store.Case, signed_at: datetime | None, payments: list[store.
     return CaseState(**values)
 
 
-async def load(tx: UnitOfWork, code: str, *, user: Principal | None = None) -> View:
-    """The case and its state; 404 when it does not exist or is outside the caller's units."""
-    case = await store.get(session=tx.session, code=code)
+async def load(tx: UnitOfWork, code: str, *, user: Principal | None = None, for_update: bool = False) -> View:
+    """The case and its state; 404 when it does not exist or is outside the caller's units.
+
+    An officer's command loads ``for_update``: the row stays locked until its decision is written, so an
+    event applied meanwhile (a payment requested, a document signed) waits instead of turning the command
+    into a 409 the officer did nothing to cause. Two officers' commands on one case then run one after the
+    other, the second decided on what the first left.
+    """
+    case = await store.get(session=tx.session, code=code, for_update=for_update)
     if case is None or (user is not None and not can_see(user, case)):
         raise NotFound("case", code)
     signed_at, payments = await store.gate_facts(session=tx.session, code=code)
@@ -262,8 +268,8 @@ async def apply(tx: UnitOfWork, case: store.Case, decision: Decision) -> View:
             note=step.note,
             final=step.final,
         )
-    for event in decision.events:
-        await tx.emit(event)
+    emitted = [(event, (await tx.emit(event)).id) for event in decision.events]
+    await owe_notifications(tx, case.code, emitted)
     return await view(tx, case.code)
 
 
@@ -278,6 +284,85 @@ def _officer_may_handle(user: Principal, state: CaseState) -> None:
         return
     if Role.SPECIALIST in user.roles and state.assignee not in (None, user.subject):
         raise Problem(403, "not-assignee", "Not your case", f"The case is assigned to {state.assignee!r}.")
+
+
+# ---- applicant notifications ------------------------------------------------------------------------
+
+
+async def owe_notifications(tx: UnitOfWork, code: str, emitted: list[tuple[Any, str]]) -> int:
+    """Write the notifications these events owe the applicant, in the events' transaction (so none is lost).
+
+    One per event at most (the event id is unique on the row), and none when the applicant chose no channel.
+    """
+    kinds = notifications.owed_kinds([event for event, _ in emitted])
+    owed = [(event, event_id, kind) for (event, event_id), kind in zip(emitted, kinds, strict=True) if kind is not None]
+    if not owed:
+        return 0
+    case = await store.get(session=tx.session, code=code)
+    if case is None or (to := notifications.recipient(case.notify_by, case.applicant_email, case.applicant_phone)) is None:
+        return 0
+    now, written = tx.db.clock.now(), 0
+    snapshot = case.model_dump()
+    for event, event_id, kind in owed:
+        paid = outstanding = 0
+        if kind is notifications.Kind.RESULT_READY:
+            _, payments = await store.gate_facts(session=tx.session, code=code)
+            live = [p for p in payments if p.refunded_at is None and p.replaced_at is None]
+            paid = sum(p.amount or 0 for p in live if p.confirmed_at is not None)
+            outstanding = sum(p.amount or 0 for p in live if p.confirmed_at is None)
+        values = {
+            "id": senders.new_id(),
+            "case_code": code,
+            "event_id": str(event_id),
+            "kind": kind.value,
+            "channel": to[0].value,
+            "recipient": to[1],
+            "facts": notifications.facts(kind, snapshot, event, fee_paid=paid, fee_outstanding=outstanding),
+            "status": notifications.Status.PENDING.value,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        written += await store.add_notification(session=tx.session, values=values)
+    return written
+
+
+async def case_notifications(
+    tx: UnitOfWork, code: str, *, user: Principal
+) -> list[tuple[store.Notification, list[store.NotificationAttempt]]]:
+    """What the applicant of a case the caller may see was told, and every attempt at telling them."""
+    await load(tx, code, user=user)
+    return await store.notifications_of(session=tx.session, code=code)
+
+
+class TemplateBody(BaseModel):
+    """New words for one notification kind on one channel (``{field}`` placeholders)."""
+
+    subject: str | None = Field(default=None, max_length=300, description="e-mail only")
+    body: str = Field(min_length=1, max_length=5000)
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 and c not in "\n\r\t" for c in value):
+            raise ValueError("control characters are not allowed (line breaks and tabs are)")
+        return value
+
+
+async def put_template(
+    tx: UnitOfWork, kind: notifications.Kind, channel: notifications.Channel, cmd: TemplateBody, *, user: Principal
+) -> store.NotificationTemplate:
+    """Replace a template after checking that it names only its kind's fields; notifications already rendered keep their words."""
+    template = notifications.Template(kind, channel, cmd.body, cmd.subject if channel is notifications.Channel.EMAIL else None)
+    try:
+        notifications.check_template(template)
+    except notifications.TemplateError as exc:
+        raise domain.InvalidInput("body", str(exc)) from None
+    row = await store.get_template(session=tx.session, kind=kind.value, channel=channel.value)
+    row = row or store.NotificationTemplate(kind=kind.value, channel=channel.value, body=cmd.body, updated_at=tx.db.clock.now())
+    row.subject, row.body, row.updated_at, row.updated_by = template.subject, template.body, tx.db.clock.now(), user.subject
+    tx.session.add(row)
+    await tx.session.flush()
+    return row
 
 
 # ---- consumed events ------------------------------------------------------------------------------
@@ -307,9 +392,13 @@ async def open_case(tx: UnitOfWork, event: DossierReceived, envelope: Envelope) 
         "fee_due_amount": int(_optional(event, "fee_due", 0) or 0),
         "fee_pending": bool(_optional(event, "fee_pending", False)),
         "requested_return_channel": _optional(event, "return_channel"),
+        "applicant_email": _optional(event, "applicant_email"),
+        "applicant_phone": _optional(event, "applicant_phone"),
+        "notify_by": _optional(event, "notify_by"),
         "updated_at": tx.db.clock.now(),
     }
-    await store.insert_if_new(session=tx.session, values=values)
+    if await store.insert_if_new(session=tx.session, values=values):
+        await owe_notifications(tx, event.dossier_code, [(event, envelope.id)])
 
 
 def _optional(event: Any, name: str, default: Any = None) -> Any:
@@ -440,7 +529,7 @@ def subscriptions(rules: Rules) -> Subscription:
 
 async def assign(tx: UnitOfWork, code: str, cmd: AssignCase, *, user: Principal) -> View:
     """Hand the case to a department and/or an officer."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     assignee = user.subject if cmd.assignee == "me" else cmd.assignee
     if not user.roles & {Role.LEADER, Role.CLERK, Role.ADMIN} and assignee not in (None, user.subject):
         raise Problem(403, "role-forbidden", "Role not allowed", "A specialist may only take a case for themselves.")
@@ -453,7 +542,7 @@ async def request_supplement(
     tx: UnitOfWork, code: str, cmd: RequestSupplement, *, user: Principal, rules: Rules
 ) -> View:
     """Ask for additions (Form 02): the clock pauses."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     _officer_may_handle(user, state)
     decision = domain.request_supplement(
         state, reason=cmd.reason, items=cmd.items, by=user.subject, now=tx.db.clock.now(), cal=rules.calendar
@@ -463,7 +552,7 @@ async def request_supplement(
 
 async def transfer(tx: UnitOfWork, code: str, cmd: TransferCase, *, user: Principal, rules: Rules) -> View:
     """Send the case to another agency for its step."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     _officer_may_handle(user, state)
     decision = domain.transfer(
         state,
@@ -480,32 +569,32 @@ async def transfer(tx: UnitOfWork, code: str, cmd: TransferCase, *, user: Princi
 
 async def return_transfer(tx: UnitOfWork, code: str, cmd: ReturnTransfer, *, user: Principal) -> View:
     """Record that the other agency handed its part back."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     decision = domain.return_transfer(state, by=user.subject, note=cmd.note, now=tx.db.clock.now())
     return await apply(tx, case, decision)
 
 
 async def approve(tx: UnitOfWork, code: str, cmd: Approve, *, user: Principal) -> View:
     """The leader approves; the result is ready once signed (and paid where a fee is due)."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     return await apply(tx, case, domain.approve(state, by=user.subject, note=cmd.note, now=tx.db.clock.now()))
 
 
 async def reject(tx: UnitOfWork, code: str, cmd: Reason, *, user: Principal) -> View:
     """Refuse the dossier during processing."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     return await apply(tx, case, domain.reject(state, reason=cmd.reason, by=user.subject, now=tx.db.clock.now()))
 
 
 async def stop(tx: UnitOfWork, code: str, cmd: Reason, *, user: Principal) -> View:
     """Stop processing (national status 8)."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     return await apply(tx, case, domain.stop(state, reason=cmd.reason, by=user.subject, now=tx.db.clock.now()))
 
 
 async def issue_apology(tx: UnitOfWork, code: str, cmd: IssueApology, *, user: Principal, rules: Rules) -> View:
     """Form 04: apologise and set a new appointment, once."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     decision = domain.issue_apology(
         state,
         reason=cmd.reason,
@@ -519,14 +608,14 @@ async def issue_apology(tx: UnitOfWork, code: str, cmd: IssueApology, *, user: P
 
 async def explain_delay(tx: UnitOfWork, code: str, cmd: ExplainDelay, *, user: Principal) -> View:
     """Record the explanation of a late dossier."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     decision = domain.explain_delay(state, text=cmd.explanation, by=user.subject, now=tx.db.clock.now())
     return await apply(tx, case, decision)
 
 
 async def return_result(tx: UnitOfWork, code: str, cmd: ReturnResult, *, user: Principal) -> View:
     """The result went back to the applicant."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     decision = domain.return_result(
         state, channel=cmd.channel, tracking_number=cmd.tracking_number, by=user.subject, now=tx.db.clock.now()
     )
@@ -535,7 +624,7 @@ async def return_result(tx: UnitOfWork, code: str, cmd: ReturnResult, *, user: P
 
 async def on_the_spot(tx: UnitOfWork, code: str, cmd: OnTheSpot, *, user: Principal, rules: Rules) -> View:
     """4 tại chỗ: take, approve and return in one sitting; all of it or nothing."""
-    case, state = await load(tx, code, user=user)
+    case, state = await load(tx, code, user=user, for_update=True)
     decision = domain.on_the_spot(
         state, officer=user.subject, channel=cmd.channel, now=tx.db.clock.now(), cal=rules.calendar
     )

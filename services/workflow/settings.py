@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -33,6 +33,33 @@ class WorkflowSettings(ServiceSettings):
     # Names printed on the forms (02, 04, 05): the one-stop department and, per unit code, its governing body.
     one_stop_name: str = "Bộ phận Tiếp nhận và Trả kết quả"
     unit_names: dict[str, str] = Field(default_factory=dict, description='JSON, e.g. {"000.00.12.H56": "UBND PHƯỜNG BẾN NGHÉ"}')
+    # Applicant notifications (e-mail, SMS): a sender loop that may run in several replicas (SKIP LOCKED).
+    run_notifications: bool = True
+    notification_interval_seconds: float = Field(default=2.0, gt=0)
+    notification_batch_size: int = Field(default=50, ge=1)
+    notification_concurrency: int = Field(default=8, ge=1, description="sends in flight at once per channel and replica")
+    notification_send_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A claimed notification whose sender died is sent again after this: longer than a send may take.
+    notification_lease_seconds: float = Field(default=120.0, gt=0)
+    notification_backoff_initial_seconds: float = Field(default=5.0, gt=0)
+    notification_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    notification_max_attempts: int = Field(default=30, ge=1)
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "Bộ phận Một cửa <motcua@localhost>"
+    sms_provider_url: str = ""
+    sms_provider_token: str = ""
+
+    @model_validator(mode="after")
+    def _backoff_cap(self) -> WorkflowSettings:
+        if self.notification_backoff_max_seconds < self.notification_backoff_initial_seconds:
+            raise ValueError("notification_backoff_max_seconds must be at least notification_backoff_initial_seconds")
+        if self.notification_lease_seconds <= self.notification_send_timeout_seconds:
+            raise ValueError("notification_lease_seconds must exceed notification_send_timeout_seconds")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_rating_secret(self) -> WorkflowSettings:

@@ -27,6 +27,9 @@ class Case(SQLModel, table=True):
     procedure_name: str
     procedure_version: int = 1
     applicant_name: str = Field(max_length=200)
+    applicant_email: str | None = Field(default=None, max_length=254)
+    applicant_phone: str | None = Field(default=None, max_length=20)
+    notify_by: str | None = Field(default=None, max_length=8)
     channel: str = Field(max_length=16)
     requested_return_channel: str | None = Field(default=None, max_length=16)
     status: str = Field(max_length=32)
@@ -170,6 +173,60 @@ class Feedback(SQLModel, table=True):
     answer: str | None = None
     answered_by: str | None = None
     timeliness: str | None = Field(default=None, max_length=16)
+
+
+class NotificationTemplate(SQLModel, table=True):
+    """The words of one notification kind on one channel, as an admin last set them."""
+
+    __tablename__ = "notification_templates"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    channel: str = Field(primary_key=True, max_length=8)
+    subject: str | None = None
+    body: str
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_by: str | None = None
+
+
+class Notification(SQLModel, table=True):
+    """A message owed to the applicant, written with the fact that caused it; pending until a provider took it."""
+
+    __tablename__ = "notifications"
+
+    id: str = Field(primary_key=True, max_length=36)
+    case_code: str = Field(max_length=64, index=True)
+    event_id: str = Field(max_length=36, unique=True)
+    kind: str = Field(max_length=32)
+    channel: str = Field(max_length=8)
+    recipient: str = Field(max_length=254)
+    facts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    status: str = Field(max_length=16)
+    subject: str | None = None
+    body: str | None = None
+    encoding: str | None = Field(default=None, max_length=8)
+    segments: int | None = None
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    sent_at: datetime | None = _ts()
+    last_error: str | None = None
+    provider_message_id: str | None = None
+
+
+class NotificationAttempt(SQLModel, table=True):
+    """One try at delivering a notification and how it ended (``sending`` while in flight)."""
+
+    __tablename__ = "notification_attempts"
+    __table_args__ = (sa.UniqueConstraint("notification_id", "number", name="notification_attempts_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: str = Field(max_length=36, index=True)
+    number: int
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    finished_at: datetime | None = _ts()
+    outcome: str = Field(max_length=16)
+    error: str | None = None
+    provider_message_id: str | None = None
 
 
 # ---- cases ------------------------------------------------------------------------------------
@@ -409,3 +466,99 @@ async def list_feedback(
     total = (await session.exec(select(sa.func.count()).select_from(Feedback).where(*conditions))).one()
     rows = await session.exec(select(Feedback).where(*conditions).order_by(Feedback.due_at).limit(limit).offset(offset))
     return list(rows.all()), total
+
+
+# ---- applicant notifications -------------------------------------------------------------------
+
+
+async def add_notification(*, session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Owe a notification unless one exists for its event; True when written."""
+    result = await session.execute(
+        insert(Notification).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    return result.rowcount == 1
+
+
+async def notifications_of(*, session: AsyncSession, code: str) -> list[tuple[Notification, list[NotificationAttempt]]]:
+    """A dossier's notifications, oldest first, each with its attempts in order."""
+    rows = list(
+        (await session.exec(select(Notification).where(Notification.case_code == code).order_by(Notification.created_at, Notification.id))).all()
+    )
+    attempts: dict[str, list[NotificationAttempt]] = {n.id: [] for n in rows}
+    if rows:
+        found = await session.exec(
+            select(NotificationAttempt)
+            .where(NotificationAttempt.notification_id.in_(list(attempts)))
+            .order_by(NotificationAttempt.notification_id, NotificationAttempt.number)
+        )
+        for attempt in found.all():
+            attempts[attempt.notification_id].append(attempt)
+    return [(n, attempts[n.id]) for n in rows]
+
+
+async def claim_notifications(*, session: AsyncSession, now: datetime, limit: int, channel: str) -> list[Notification]:
+    """A channel's pending notifications that are due, locked; rows another sender holds are skipped."""
+    statement = (
+        select(Notification)
+        .where(Notification.status == "pending", Notification.channel == channel, Notification.next_attempt_at <= now)
+        .order_by(Notification.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def interrupt_attempts(*, session: AsyncSession, notification_id: str, now: datetime) -> None:
+    """Attempts still ``sending`` when their notification is claimed again: their sender died; the outcome is unknown."""
+    await session.execute(
+        sa.update(NotificationAttempt)
+        .where(NotificationAttempt.notification_id == notification_id, NotificationAttempt.outcome == "sending")
+        .values(outcome="interrupted", finished_at=now, error="the sender stopped before the provider answered")
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def finish_attempt(
+    *, session: AsyncSession, notification_id: str, number: int, now: datetime, outcome: str, error: str | None, provider_id: str | None
+) -> None:
+    """Write how one attempt ended."""
+    await session.execute(
+        sa.update(NotificationAttempt)
+        .where(NotificationAttempt.notification_id == notification_id, NotificationAttempt.number == number)
+        .values(outcome=outcome, finished_at=now, error=error, provider_message_id=provider_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def get_notification(*, session: AsyncSession, notification_id: str) -> Notification | None:
+    """One notification, row-locked, read fresh."""
+    statement = (
+        select(Notification).where(Notification.id == notification_id).with_for_update().execution_options(populate_existing=True)
+    )
+    return (await session.exec(statement)).first()
+
+
+async def notification_backlog(*, session: AsyncSession, now: datetime) -> tuple[dict[str, int], float]:
+    """Pending notifications per channel and the age of the oldest, in seconds."""
+    rows = await session.exec(
+        select(Notification.channel, sa.func.count(), sa.func.min(Notification.created_at))
+        .where(Notification.status == "pending")
+        .group_by(Notification.channel)
+    )
+    counts: dict[str, int] = {}
+    oldest: datetime | None = None
+    for channel, count, first in rows.all():
+        counts[channel] = count
+        oldest = first if oldest is None or first < oldest else oldest
+    return counts, max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
+
+
+async def templates(*, session: AsyncSession) -> list[NotificationTemplate]:
+    """Every notification template."""
+    return list((await session.exec(select(NotificationTemplate).order_by(NotificationTemplate.kind, NotificationTemplate.channel))).all())
+
+
+async def get_template(*, session: AsyncSession, kind: str, channel: str) -> NotificationTemplate | None:
+    """One template."""
+    return await session.get(NotificationTemplate, (kind, channel))

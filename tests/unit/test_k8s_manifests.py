@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -47,8 +48,12 @@ PRODUCERS = ("intake", "workflow", "digitization", "payments")  # DESIGN.md: one
 ALTERNATIVES = {"jwt_public_key": "jwt_public_key_file"}
 # Settings whose value is a secret: they must come from a Secret, never from a ConfigMap.
 SECRET_FIELD = re.compile(r"(secret|password|passphrase|token|database_url|private_key)(?!.*_(file|path)$)")
-# Services that reach outside the cluster over HTTPS, and why.
-HTTPS_OUT = {"intake": "the provincial portal (status push-back)", "digitization": "the S3-compatible object store"}
+# Services that reach outside the cluster, why, and on which ports.
+OUTBOUND = {
+    "intake": ("the provincial portal (status push-back)", [443]),
+    "digitization": ("the S3-compatible object store", [443]),
+    "workflow": ("the SMS provider's HTTPS API and the SMTP relay (submission)", [443, 587]),
+}
 # Connections reserved beside the services' pools: migration Jobs, replication, the operator, superusers.
 PG_RESERVED_CONNECTIONS = 20
 
@@ -638,13 +643,18 @@ def test_only_what_must_talk_can_talk(objects: tuple[dict[str, Any], ...]) -> No
             for rule in policy["spec"]["egress"]:
                 for peer in rule["to"]:
                     if "ipBlock" in peer:
-                        assert service in HTTPS_OUT and [p["port"] for p in rule["ports"]] == [443], HTTPS_OUT
+                        assert service in OUTBOUND and [p["port"] for p in rule["ports"]] == OUTBOUND[service][1], OUTBOUND
                         continue
                     targets = peer["podSelector"]["matchLabels"]
                     assert targets in (postgres, brokers, otel, dns), f"{policy['metadata']['name']}: egress to {targets}"
                     assert not any(selects(peer["podSelector"], other) for other in servers.values()), "no service-to-service HTTP"
         reachable = [peer["podSelector"]["matchLabels"] for p in egress for r in p["spec"]["egress"] for peer in r["to"] if "podSelector" in peer]
         assert all(target in reachable for target in (postgres, brokers, otel, dns)), service
+
+    # The notification channels workflow is configured with are ports its egress policy opens.
+    literal, _ = pod_environment(objects, server(objects, "workflow"))
+    sms_port = urlsplit(literal["WORKFLOW_SMS_PROVIDER_URL"]).port or 443
+    assert {int(literal["WORKFLOW_SMTP_PORT"]), sms_port} <= set(OUTBOUND["workflow"][1])
 
     for service in SERVICES:
         labels = pod_labels(migration(objects, service))
