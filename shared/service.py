@@ -27,6 +27,7 @@ from shared.errors import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.logs import configure_logging
 from shared.metrics import HTTP_REQUESTS
 from shared.outbox import OutboxRelay
+from shared.ratelimit import buckets_from
 from shared.settings import ServiceSettings
 from shared.telemetry import current_trace_id, setup_tracing
 
@@ -271,6 +272,12 @@ def build_app(
         algorithm=settings.jwt_algorithm,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+    )
+    app.state.rate_limits = buckets_from(
+        public_per_second=settings.rate_limit_public_per_second,
+        public_burst=settings.rate_limit_public_burst,
+        callback_per_second=settings.rate_limit_callback_per_second,
+        callback_burst=settings.rate_limit_callback_burst,
     )
     install_problem_handlers(app)
     app.include_router(_platform_router())

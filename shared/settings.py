@@ -49,6 +49,11 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     log_level: str = "INFO"
     log_json: bool = True
+    # Token buckets per client address on the endpoints that take no bearer token (shared/ratelimit.py); 0 switches off.
+    rate_limit_public_per_second: float = 20.0
+    rate_limit_public_burst: int = 100
+    rate_limit_callback_per_second: float = 200.0
+    rate_limit_callback_burst: int = 1000
 
     @classmethod
     def settings_customise_sources(

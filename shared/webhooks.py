@@ -22,7 +22,8 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 def signature_valid(secret: str, timestamp: str, body: bytes, given: str) -> bool:
     """Constant-time comparison of the expected and the given signature (``sha256=`` prefix optional)."""
-    return hmac.compare_digest(signature(secret, timestamp, body), given.removeprefix("sha256="))
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a forged header may carry.
+    return hmac.compare_digest(signature(secret, timestamp, body).encode(), given.removeprefix("sha256=").encode())
 
 
 def create_replay_table() -> None:

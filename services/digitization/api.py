@@ -14,6 +14,7 @@ from services.digitization import domain, handlers, signing, store, upload
 from services.digitization.handlers import Context
 from shared.auth import CurrentUser
 from shared.errors import NotFound, Problem
+from shared.ratelimit import Policy, rate_limited
 
 router = APIRouter(prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
@@ -333,6 +334,7 @@ async def signature(
 @router.get(
     "/public/documents/{document_id}/signature", response_model=SignatureReportPublic, tags=["public"],
     summary="Anyone holding a certified copy's link (its QR code) checks its signature: no personal data",
+    dependencies=[rate_limited(Policy.PUBLIC)],
 )  # fmt: skip
 async def public_signature(request: Request, document_id: str) -> SignatureReportPublic:
     ctx = _ctx(request)

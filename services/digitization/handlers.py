@@ -537,7 +537,8 @@ async def open_document(
 
 
 async def documents_of(ctx: Context, code: str, *, user: Principal) -> list[store.Document]:
-    """The documents of a dossier the caller's units cover."""
+    """The documents of a dossier the caller's units cover (officials, admins and auditors: no machine account)."""
+    require(user, *OFFICIALS, Role.ADMIN, Role.AUDITOR)
     async with ctx.db.sessions() as session:
         ref = await visible_dossier(session, code, user)
         return await store.of_dossier(session=session, dossier_code=ref.code)

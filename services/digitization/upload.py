@@ -65,6 +65,15 @@ def too_large(limit: int) -> Problem:
     )  # fmt: skip
 
 
+def safe_filename(name: str) -> bool:
+    """A bare file name: no folder part, not '.' or '..', no control characters (kept as metadata, never used as a path)."""
+    return (
+        name.strip() not in ("", ".", "..")
+        and not any(sep in name for sep in ("/", "\\"))
+        and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+    )
+
+
 @dataclass
 class _State:
     fields: dict[str, str] = field(default_factory=dict)
@@ -125,6 +134,11 @@ async def receive(request: Request, *, spool_dir: Path, max_file_bytes: int, fil
             state.kind = "file"
             raw = params.get(b"filename")
             state.filename = raw.decode("utf-8", "replace")[:255] if raw else None
+            if state.filename is not None and not safe_filename(state.filename):
+                state.error = state.error or Problem(
+                    422, "unsafe-filename", "The file name is not allowed",
+                    "filename: a bare name is expected, without folders ('/', '\\', '..') or control characters.",
+                )  # fmt: skip
             ctype = state.headers.get("content-type")
             state.declared_type = ctype.decode("latin-1")[:100] if ctype else None
         else:

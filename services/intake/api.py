@@ -13,6 +13,7 @@ from services.intake import domain, handlers, printing, store
 from shared.auth import CurrentUser, Principal, Role, require_roles
 from shared.calendar import DayKind
 from shared.errors import NotFound, Problem
+from shared.ratelimit import Policy, rate_limited
 from shared.service import DbDep
 
 router = APIRouter(prefix="/api/v1")
@@ -401,6 +402,7 @@ async def receive_dossier(
     "/portal/dossiers", status_code=201, response_model=DossierPublic, tags=["portal"],
     summary="The provincial portal's webhook: an online dossier (HMAC-signed)",
     responses={200: {"description": "this portal dossier id was received before: the first dossier"}},
+    dependencies=[rate_limited(Policy.CALLBACK)],
 )  # fmt: skip
 async def portal_dossier(
     request: Request,
@@ -440,7 +442,7 @@ async def record_not_accepted(
 
 
 @router.get("/intake-records/{reference}", response_model=IntakeRecordPublic, tags=["dossiers"], summary="A record")
-async def get_record(reference: str, db: DbDep, user: CurrentUser) -> IntakeRecordPublic:
+async def get_record(reference: str, db: DbDep, user: Annotated[Principal, require_roles(*OFFICIALS)]) -> IntakeRecordPublic:
     async with db.sessions() as session:
         row = await store.record(session=session, reference=reference)
     if row is None or not user.can_see(row.unit):
@@ -492,7 +494,10 @@ async def portal_pushes(code: str, db: DbDep, user: CurrentUser) -> list[PortalP
     return [PortalPushPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.get("/public/dossiers/{code}", response_model=PublicStatus, tags=["public"], summary="Status lookup for the citizen")
+@router.get(
+    "/public/dossiers/{code}", response_model=PublicStatus, tags=["public"], summary="Status lookup for the citizen",
+    dependencies=[rate_limited(Policy.PUBLIC)],
+)
 async def public_status(code: Annotated[str, Path(max_length=64)], db: DbDep) -> PublicStatus:
     async with db.sessions() as session:
         dossier = await store.get(session=session, code=code)
@@ -525,7 +530,7 @@ async def receipt_pdf(request: Request, code: str, db: DbDep, user: CurrentUser)
 @router.get(
     "/intake-records/{reference}/form.pdf", tags=["forms"], summary="Form 02 (incomplete) or 03 (refused)", responses=_PDF
 )
-async def record_pdf(request: Request, reference: str, db: DbDep, user: CurrentUser) -> Response:
+async def record_pdf(request: Request, reference: str, db: DbDep, user: Annotated[Principal, require_roles(*OFFICIALS)]) -> Response:
     async with db.sessions() as session:
         row = await store.record(session=session, reference=reference)
     if row is None or not user.can_see(row.unit):

@@ -16,6 +16,7 @@ from services.payments import handlers, printing, store
 from services.payments.domain import PaymentStatus
 from shared.auth import Principal, Role, require_roles
 from shared.errors import Conflict, Problem
+from shared.ratelimit import Policy, rate_limited
 from shared.service import DbDep
 
 router = APIRouter(prefix="/api/v1")
@@ -226,6 +227,7 @@ def _transfer(t: store.Transfer) -> TransferPublic:
 @router.post(
     "/payments/callbacks/{provider}", response_model=CallbackResult, tags=["callbacks"],
     summary="A bank's or the payment platform's signed confirmation (HMAC-SHA256 over '<timestamp>.<body>')",
+    dependencies=[rate_limited(Policy.CALLBACK)],
 )  # fmt: skip
 async def provider_callback(
     request: Request,
