@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: run test test-unit test-integration test-e2e test-faults bench schemas clean
+.PHONY: run test test-unit test-integration test-e2e test-faults bench bench-intake bench-lifecycle bench-reporting schemas clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,17 @@ test-e2e: $(STAMP)
 test-faults: $(STAMP)
 	$(PYTEST) tests/faults -q
 
-bench: $(STAMP)
+# Every benchmark, one after the other (each starts and stops its own stack); figures in bench/results/.
+bench: bench-intake bench-lifecycle bench-reporting
+
+bench-intake: $(STAMP)
 	$(PY) -m bench.intake
+
+bench-lifecycle: $(STAMP)
+	$(PY) -m bench.lifecycle
+
+bench-reporting: $(STAMP)
+	$(PY) -m bench.reporting
 
 schemas: $(STAMP)
 	$(VENV)/bin/motcua events schema --out docs/events

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -50,19 +49,31 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import psutil
 
+from bench.common import (
+    LOCAL_HOSTS,
+    RESULTS,
+    ROOT,
+    OwnStack,
+    _parse_time,
+    _say,
+    cpu_percent,
+    cpu_snapshot,
+    git_info,
+    machine_info,
+    memory,
+    own_stack,
+    percentiles,
+    write_results,
+    pid_listening_on,
+)
 from shared.auth import issue_token
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
-from shared.localstack import PORTS, Stack
+from shared.devstack import EmbeddedPostgres, free_port
+from shared.localstack import PORTS
 from shared.migrate import SERVICES
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 VN_OFFSET = timedelta(hours=7)
 PROCEDURE = "1.004194"
-_MIB = 1024 * 1024
 
 
 # -- arguments -----------------------------------------------------------------------------------------------
@@ -106,104 +117,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.rate <= 0 or args.duration <= 0 or args.concurrency < 1 or args.units < 1 or args.generators < 1:
         p.error("rate, duration, concurrency, units and generators must be positive")
     return args
-
-
-# -- statistics ----------------------------------------------------------------------------------------------
-
-
-def percentiles(values: list[float], points: tuple[float, ...] = (50, 90, 99)) -> dict[str, float | None]:
-    """Nearest-rank percentiles and the maximum (None when there are no values)."""
-    if not values:
-        return {**{f"p{p:g}": None for p in points}, "max": None, "n": 0}
-    ordered = sorted(values)
-    out: dict[str, float | None] = {}
-    for point in points:
-        rank = max(1, -(-len(ordered) * point // 100))  # ceil
-        out[f"p{point:g}"] = round(ordered[int(rank) - 1], 2)
-    out["max"] = round(ordered[-1], 2)
-    out["n"] = len(ordered)
-    return out
-
-
-# -- processes: CPU and memory ---------------------------------------------------------------------------------
-
-
-def pid_listening_on(port: int) -> int | None:
-    """The pid of the process listening on a local TCP port (needs the right to see it)."""
-    with contextlib.suppress(psutil.Error, PermissionError):
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                return conn.pid
-    return None
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
-
-
-def cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, Any]:
-    """CPU seconds (user + system) of each process tree, per pid, and the machine's busy seconds."""
-    snap: dict[str, Any] = {"_t": time.monotonic()}
-    for name, roots in groups.items():
-        per_pid: dict[int, float] = {}
-        for root in roots:
-            for proc in _tree(root):
-                with contextlib.suppress(psutil.Error):
-                    times = proc.cpu_times()
-                    per_pid[proc.pid] = times.user + times.system
-        snap[name] = per_pid
-    machine = psutil.cpu_times()
-    snap["_busy"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
-    snap["_stall"] = _cpu_pressure_us()
-    return snap
-
-
-def _cpu_pressure_us() -> float | None:
-    """Linux PSI: microseconds some runnable task waited for a CPU (None where unsupported)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/pressure/cpu").read_text().splitlines():
-            if line.startswith("some"):
-                return float(line.rsplit("total=", 1)[1])
-    return None
-
-
-def cpu_percent(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
-    """Per group: % of one core during the interval; ``machine`` is every process of the machine."""
-    wall = after["_t"] - before["_t"]
-    out: dict[str, float] = {}
-    for name, per_pid in after.items():
-        if name.startswith("_"):
-            continue
-        used = sum(max(0.0, t - before.get(name, {}).get(pid, 0.0)) for pid, t in per_pid.items())
-        out[name] = round(100 * used / wall, 1)
-    out["machine"] = round(100 * (after["_busy"] - before["_busy"]) / wall, 1)
-    if before.get("_stall") is not None and after.get("_stall") is not None:
-        out["cpu_stall_pct"] = round((after["_stall"] - before["_stall"]) / 1e6 / wall * 100, 1)
-    return out
-
-
-def memory(groups: dict[str, list[int]]) -> dict[str, dict[str, float]]:
-    """Per group: RSS and USS of the process tree in MiB, and PSS (shared pages split, e.g. Postgres' buffers)."""
-    out: dict[str, dict[str, float]] = {}
-    for name, roots in groups.items():
-        rss = uss = pss = 0
-        procs = 0
-        for root in roots:
-            for proc in _tree(root):
-                with contextlib.suppress(psutil.Error):
-                    info = proc.memory_full_info()
-                    rss += info.rss
-                    uss += getattr(info, "uss", 0)
-                    pss += getattr(info, "pss", 0)
-                    procs += 1
-        if procs:
-            out[name] = {"rss_mib": round(rss / _MIB, 1), "uss_mib": round(uss / _MIB, 1), "pss_mib": round(pss / _MIB, 1),
-                         "processes": procs}
-    return out
 
 
 # -- the bench ----------------------------------------------------------------------------------------------
@@ -276,10 +189,6 @@ def _flow(before: dict[str, float], after: dict[str, float], seconds: float) -> 
         "intake_outbox_backlog_at_end": after.get("intake.outbox_backlog"),
         "intake_outbox_oldest_unpublished_age_s_at_end": after.get("intake.outbox_oldest_age_seconds"),
     }
-
-
-def _say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 async def run_load(
@@ -417,10 +326,6 @@ def merge(results: list[dict[str, Any]], args: argparse.Namespace, mode: str, cp
         } if total("accepted_in_window") else {},
         "samples": [s for r in results for s in r["samples"]],
     }
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 async def measure_lag(target: Target, samples: list[list[str]]) -> dict[str, Any]:
@@ -870,51 +775,6 @@ def notes(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def machine_info() -> dict[str, Any]:
-    """What ran it."""
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_count_physical": psutil.cpu_count(logical=False),
-        "cpu_model": _cpu_model(),
-        "memory_gib": round(psutil.virtual_memory().total / 1024**3, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
-
-
-def git_info() -> dict[str, Any]:
-    """The commit measured and whether the working tree differs from it."""
-    def git(*cmd: str) -> str | None:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            done = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=10)
-            if done.returncode == 0:
-                return done.stdout.strip()
-        return None
-
-    status = git("status", "--porcelain", "--", "services", "shared")
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "services_or_shared_modified": None if status is None else bool(status)}
-
-
-def _cpu_model() -> str | None:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return None
-
-
-def write_results(report: dict[str, Any], out: Path) -> Path:
-    """bench/results/intake-<UTC timestamp>.json and latest.json."""
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = report["started_at"].replace(":", "").replace("-", "")
-    path = out / f"intake-{stamp}.json"
-    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    path.write_text(text, encoding="utf-8")
-    (out / "latest.json").write_text(text, encoding="utf-8")
-    return path
-
 
 # -- entry point ---------------------------------------------------------------------------------------------
 
@@ -949,9 +809,8 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [],
     }
     workdir = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
-    pg: EmbeddedPostgres | None = None
-    broker: EmbeddedBroker | None = None
-    stack: Stack | None = None
+    exits = contextlib.ExitStack()
+    owned: OwnStack | None = None
     target: Target | None = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     status = 0
@@ -981,19 +840,15 @@ def main(argv: list[str] | None = None) -> int:
                                        "(their CPU counts as outside the benchmark)")
         else:
             _say(f"starting an isolated stack in {workdir}")
-            pg = EmbeddedPostgres(workdir / "pgdata", port=free_port())
-            pg.start()
-            broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
-            broker.start()
-            stack = Stack.isolated(pg, broker, workdir / "stack")
-            asyncio.run(stack.start(timeout=90))
+            owned = exits.enter_context(own_stack(workdir))
+            stack, pg, broker = owned.stack, owned.postgres, owned.broker
             target = Target(
                 intake_url=stack.url("intake"),
                 reporting_url=stack.url("reporting"),
                 private_key_pem=stack.private_key_path.read_text(),
                 postgres_dsn=pg.dsn("postgres"),
-                service_pids={s: p.process.pid for s, p in stack.services.items() if p.process},
-                postgres_pid=int((pg.data_dir / "postmaster.pid").read_text().split()[0]),
+                service_pids=dict(owned.service_pids),
+                postgres_pid=owned.postgres_pid,
                 broker_pid=broker.pid,
                 description=(f"own isolated stack: embedded Postgres 127.0.0.1:{pg.port} (temp dir), Tansu "
                              f"127.0.0.1:{broker.port}, five services as processes, default settings"),
@@ -1013,16 +868,12 @@ def main(argv: list[str] | None = None) -> int:
         status = 1
     finally:
         _stop_children(target)
-        if stack is not None:
+        if owned is not None:
             _say("stopping the stack")
             if args.keep:
-                for name, proc in stack.services.items():
+                for name, proc in owned.stack.services.items():
                     report.setdefault("logs", {})[name] = str(proc.log_path)
-            stack.stop()
-        if broker is not None:
-            broker.stop()
-        if pg is not None:
-            pg.stop()
+        exits.close()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -1032,7 +883,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - the figures are worth more than the commentary
         traceback.print_exc()
         report.setdefault("ratios", {})
-    path = write_results(report, args.out)
+    path = write_results(report, args.out, "intake", "latest.json")
     print()
     try:
         print(render(report))
