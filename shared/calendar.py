@@ -71,6 +71,11 @@ class TimeLimit:
     verification_extra: int = 0
 
 
+def province_of(unit: str) -> str:
+    """The province part of a QCVN 102:2016 unit code (``000.00.12.H56`` → ``H56``): whose calendar a unit keeps."""
+    return unit.rsplit(".", 1)[-1]
+
+
 @cache
 def _official_kinds(year: int) -> Mapping[date, DayKind]:
     """Non-default day kinds of one year according to python-holidays (VN)."""

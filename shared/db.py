@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import Clock
 from shared.envelope import Envelope
-from shared.events import Event
+from shared.events import Fact
 from shared.telemetry import current_traceparent
 
 OUTBOX_CHANNEL = "motcua_outbox"
@@ -138,7 +138,7 @@ class UnitOfWork:
         finally:
             await self.session.close()
 
-    async def emit(self, event: Event) -> Envelope:
+    async def emit(self, event: Fact) -> Envelope:
         """Write the event to the outbox inside this transaction."""
         envelope = Envelope.wrap(
             event,

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.events import Event, event_class
+from shared.events import Fact, event_class
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -40,20 +40,20 @@ class Envelope:
     actor: str | None = None
 
     @classmethod
-    def wrap(cls, event: Event, *, source: str, time: datetime, traceparent: str | None, actor: str | None) -> Envelope:
+    def wrap(cls, event: Fact, *, source: str, time: datetime, traceparent: str | None, actor: str | None) -> Envelope:
         """A new envelope (fresh id) around an event."""
         return cls(
             id=str(uuid.uuid4()),
             type=event.type,
             source=source,
-            subject=event.dossier_code,
+            subject=event.subject,
             time=time,
             data=event.model_dump(mode="json"),
             traceparent=traceparent,
             actor=actor,
         )
 
-    def event(self) -> Event:
+    def event(self) -> Fact:
         """The typed event inside; raises DecodeError when it does not fit its schema."""
         model = event_class(self.type)
         if model is None:

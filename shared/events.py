@@ -2,13 +2,15 @@
 
 Each event is a fact about one dossier; its ``dossier_code`` is the CloudEvents
 subject and the Kafka key, so one dossier's events stay in order on one partition.
+A few facts are about reference data instead (a province's calendar days): they share the
+registry and the envelope but not the dossier fields, and their subject is what they describe.
 A change that breaks a schema gets a new type (``….v2``); old types stay readable.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,22 +20,18 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 INTAKE, WORKFLOW, DIGITIZATION, PAYMENTS = "intake", "workflow", "digitization", "payments"
 PRODUCERS = (INTAKE, WORKFLOW, DIGITIZATION, PAYMENTS)
 
-REGISTRY: dict[str, type[Event]] = {}
+REGISTRY: dict[str, type[Fact]] = {}
 
 Channel = Literal["counter", "online", "postal"]
 
 
-class Event(BaseModel):
-    """Base of every event: a fact about one dossier at one unit."""
+class Fact(BaseModel):
+    """Base of everything published: frozen, strict, registered by its CloudEvents type and producer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: ClassVar[str]
     producer: ClassVar[str]
-
-    dossier_code: str = Field(min_length=1, max_length=64)
-    unit: str = Field(min_length=1, max_length=64, description="electronic identifier of the unit (QCVN 102:2016)")
-    occurred_at: AwareDatetime
 
     def __init_subclass__(cls, *, type: str | None = None, producer: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -46,8 +44,44 @@ class Event(BaseModel):
         cls.type, cls.producer = type, producer
         REGISTRY[type] = cls
 
+    @property
+    def subject(self) -> str:
+        """The CloudEvents subject and Kafka key: facts with one subject stay in order on one partition."""
+        raise NotImplementedError
 
-def event_class(type_: str) -> type[Event] | None:
+
+class Event(Fact):
+    """Base of every dossier event: a fact about one dossier at one unit."""
+
+    dossier_code: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=64, description="electronic identifier of the unit (QCVN 102:2016)")
+    occurred_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        """The dossier: its events stay in order."""
+        return self.dossier_code
+
+
+class CalendarFact(Fact):
+    """Base of a province's calendar facts (reference data, no dossier): the province is the subject."""
+
+    province: str = Field(min_length=1, max_length=16, description="province code, the last part of a unit code (H56)")
+    day: date
+    occurred_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        """The province: its declarations and retractions stay in order."""
+        return self.province
+
+
+def dossier_events() -> list[type[Event]]:
+    """The registered events about a dossier (what a per-dossier stream records)."""
+    return [model for model in REGISTRY.values() if issubclass(model, Event)]
+
+
+def event_class(type_: str) -> type[Fact] | None:
     """The model registered for a CloudEvents type."""
     return REGISTRY.get(type_)
 
@@ -97,6 +131,23 @@ class DossierWithdrawn(Event, type="vn.motcua.dossier.withdrawn.v1", producer=IN
     """The applicant withdrew the dossier."""
 
     reason: str | None = None
+
+
+# ---- intake: reference data --------------------------------------------------
+
+
+class CalendarDayDeclared(CalendarFact, type="vn.motcua.calendar.day_declared.v1", producer=INTAKE):
+    """An admin declared a day off or a working day for the province, on top of the national calendar."""
+
+    kind: Literal["off", "working"]
+    reason: str = Field(min_length=1, max_length=300)
+    declared_by: str | None = None
+
+
+class CalendarDayForgotten(CalendarFact, type="vn.motcua.calendar.day_forgotten.v1", producer=INTAKE):
+    """An admin withdrew a declared day: the national calendar rules the day again."""
+
+    forgotten_by: str | None = None
 
 
 # ---- workflow -------------------------------------------------------------

@@ -13,6 +13,7 @@ from services.intake import domain, handlers, printing, store
 from shared.auth import CurrentUser, Principal, Role, require_roles
 from shared.calendar import DayKind
 from shared.errors import NotFound, Problem
+from shared.events import CalendarDayDeclared, CalendarDayForgotten
 from shared.ratelimit import Policy, rate_limited
 from shared.service import DbDep
 
@@ -350,6 +351,13 @@ async def put_calendar_day(
                 changed_at=tx.db.clock.now(),
             ),
         )  # fmt: skip
+        # in the same transaction: the other services' calendars follow this one (workflow's resumed deadlines)
+        await tx.emit(
+            CalendarDayDeclared(
+                province=province, day=day, occurred_at=tx.db.clock.now(), kind="working" if body.working else "off",
+                reason=body.note, declared_by=user.subject,
+            )
+        )  # fmt: skip
     request.app.state.calendars.forget(province)
     kind = DayKind.ADMIN_WORKING if body.working else DayKind.ADMIN_OFF
     return CalendarDayPublic(day=day, kind=kind, working=body.working, note=body.note)
@@ -367,6 +375,7 @@ async def delete_calendar_day(
     async with db.unit_of_work(actor=user.subject) as tx:
         if not await store.delete_calendar_day(session=tx.session, province=province, day=day):
             raise NotFound("calendar day", f"{province}/{day}")
+        await tx.emit(CalendarDayForgotten(province=province, day=day, occurred_at=tx.db.clock.now(), forgotten_by=user.subject))
     request.app.state.calendars.forget(province)
     return Response(status_code=204)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.calendar import TimeLimit, TimeUnit, WorkingCalendar, due_at
+from shared.calendar import province_of as calendar_province_of
 from shared.clock import local
 from shared.fees import FeeItem, FeeLine, FeeUnit, PagesNeeded, assess
 
@@ -230,8 +231,8 @@ def dossier_code(unit: str, received_at: datetime, sequence: int, code_format: s
 
 
 def province_of(unit: str) -> str:
-    """The province part of a QCVN 102:2016 unit code (``000.00.12.H56`` → ``H56``)."""
-    return unit.rsplit(".", 1)[-1]
+    """The province part of a QCVN 102:2016 unit code (``000.00.12.H56`` → ``H56``); workflow uses the same rule."""
+    return calendar_province_of(unit)
 
 
 # ---- fees -------------------------------------------------------------------

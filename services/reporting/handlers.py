@@ -17,7 +17,7 @@ from shared.calendar import WorkingCalendar
 from shared.consumer import Subscription
 from shared.db import Database, UnitOfWork
 from shared.envelope import Envelope
-from shared.events import PRODUCERS, REGISTRY, Event, event_class
+from shared.events import PRODUCERS, Event, dossier_events, event_class
 from shared.telemetry import current_trace_id
 
 
@@ -169,9 +169,9 @@ async def count_rollup(session: AsyncSession, horizons: Horizons, *, through: da
 
 
 def subscriptions(fields: Mapping[str, str], rules: ReportRules) -> Subscription:
-    """Reporting listens to every event of every producer."""
+    """Reporting listens to every dossier event of every producer (calendar facts have no dossier stream)."""
     handler = partial(record, fields=fields, horizons=Horizons(rules))
-    return Subscription(producers=PRODUCERS, handlers={model: handler for model in REGISTRY.values()})
+    return Subscription(producers=PRODUCERS, handlers={model: handler for model in dossier_events()})
 
 
 # ---- reports (read-only use cases) ----------------------------------------------------------------------------------

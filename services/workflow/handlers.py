@@ -21,7 +21,7 @@ from services.workflow import domain, notifications, senders, store
 from services.workflow.domain import CaseState, CaseStatus, Decision
 from shared import forms
 from shared.auth import Principal, Role
-from shared.calendar import WorkingCalendar
+from shared.calendar import WorkingCalendar, province_of
 from shared.consumer import Subscription
 from shared.db import UnitOfWork
 from shared.envelope import Envelope
@@ -30,6 +30,8 @@ from shared.events import (
     DIGITIZATION,
     INTAKE,
     PAYMENTS,
+    CalendarDayDeclared,
+    CalendarDayForgotten,
     CaseFeedbackAnswered,
     CaseFeedbackReceived,
     CaseRated,
@@ -55,6 +57,60 @@ class Rules:
     warning_threshold_working_hours: float = 9.5
     feedback_deadline_working_days: int = 15
     rating_link_secret: str = "dev"
+
+
+# ---- provincial calendars ------------------------------------------------------------------------
+
+
+def _with_days(national: WorkingCalendar, days: list[store.CalendarDay]) -> WorkingCalendar:
+    """The national calendar (its office hours kept) plus a province's declared days."""
+    if not days:
+        return national
+    return WorkingCalendar(
+        extra_days_off={d.day: d.reason for d in days if not d.working},
+        extra_working_days={d.day: d.reason for d in days if d.working},
+        start_of_day=national.start_of_day,
+        end_of_day=national.end_of_day,
+        cutoff=national.cutoff,
+    )
+
+
+async def calendar_of(tx: UnitOfWork, rules: Rules, unit: str) -> WorkingCalendar:
+    """The working calendar of the unit's province, read in the caller's transaction.
+
+    Read per use from a small table instead of cached: the consumer that applies intake's calendar events
+    and the officers' commands share this process, and a read in the same transaction can never be stale.
+    """
+    days = await store.calendar_days(session=tx.session, province=province_of(unit))
+    return _with_days(rules.calendar, days)
+
+
+async def calendars_by_province(tx: UnitOfWork, rules: Rules) -> dict[str, WorkingCalendar]:
+    """Every province with declared days and its calendar (the others use ``rules.calendar``)."""
+    grouped: dict[str, list[store.CalendarDay]] = {}
+    for day in await store.calendar_days(session=tx.session):
+        grouped.setdefault(day.province, []).append(day)
+    return {province: _with_days(rules.calendar, days) for province, days in grouped.items()}
+
+
+async def record_calendar_day(tx: UnitOfWork, event: CalendarDayDeclared, envelope: Envelope) -> None:
+    """A province declared a day off or working: keep it (a redelivery or an older declaration changes nothing)."""
+    await store.declare_day(
+        session=tx.session,
+        day=store.CalendarDay(
+            province=event.province,
+            day=event.day,
+            working=event.kind == "working",
+            reason=event.reason,
+            declared_by=event.declared_by,
+            declared_at=event.occurred_at,
+        ),
+    )
+
+
+async def forget_calendar_day(tx: UnitOfWork, event: CalendarDayForgotten, envelope: Envelope) -> None:
+    """A province withdrew a declared day: the national calendar rules it again."""
+    await store.forget_day(session=tx.session, province=event.province, day=event.day, at=event.occurred_at)
 
 
 # ---- requests -------------------------------------------------------------------------------
@@ -423,7 +479,7 @@ async def resume_clock(tx: UnitOfWork, event: DossierSupplemented, envelope: Env
         return
     case, state = found
     decision = domain.receive_supplement(
-        state, supplemented_at=event.supplemented_at, now=tx.db.clock.now(), cal=rules.calendar
+        state, supplemented_at=event.supplemented_at, now=tx.db.clock.now(), cal=await calendar_of(tx, rules, case.unit)
     )
     await apply(tx, case, decision)
 
@@ -520,6 +576,8 @@ def subscriptions(rules: Rules) -> Subscription:
             PaymentRequested: record_payment_requested,
             PaymentConfirmed: record_payment_confirmed,
             PaymentRefunded: record_payment_refunded,
+            CalendarDayDeclared: record_calendar_day,
+            CalendarDayForgotten: forget_calendar_day,
         },
     )
 
@@ -545,7 +603,12 @@ async def request_supplement(
     case, state = await load(tx, code, user=user, for_update=True)
     _officer_may_handle(user, state)
     decision = domain.request_supplement(
-        state, reason=cmd.reason, items=cmd.items, by=user.subject, now=tx.db.clock.now(), cal=rules.calendar
+        state,
+        reason=cmd.reason,
+        items=cmd.items,
+        by=user.subject,
+        now=tx.db.clock.now(),
+        cal=await calendar_of(tx, rules, case.unit),
     )
     return await apply(tx, case, decision)
 
@@ -562,7 +625,7 @@ async def transfer(tx: UnitOfWork, code: str, cmd: TransferCase, *, user: Princi
         note=cmd.note,
         by=user.subject,
         now=tx.db.clock.now(),
-        cal=rules.calendar,
+        cal=await calendar_of(tx, rules, case.unit),
     )
     return await apply(tx, case, decision)
 
@@ -601,7 +664,7 @@ async def issue_apology(tx: UnitOfWork, code: str, cmd: IssueApology, *, user: P
         new_appointment_at=cmd.new_appointment_at,
         by=user.subject,
         now=tx.db.clock.now(),
-        cal=rules.calendar,
+        cal=await calendar_of(tx, rules, case.unit),
     )
     return await apply(tx, case, decision)
 
@@ -626,7 +689,7 @@ async def on_the_spot(tx: UnitOfWork, code: str, cmd: OnTheSpot, *, user: Princi
     """4 tại chỗ: take, approve and return in one sitting; all of it or nothing."""
     case, state = await load(tx, code, user=user, for_update=True)
     decision = domain.on_the_spot(
-        state, officer=user.subject, channel=cmd.channel, now=tx.db.clock.now(), cal=rules.calendar
+        state, officer=user.subject, channel=cmd.channel, now=tx.db.clock.now(), cal=await calendar_of(tx, rules, case.unit)
     )
     return await apply(tx, case, decision)
 
@@ -686,11 +749,21 @@ async def inbox(
 async def sweep_deadlines(tx: UnitOfWork, *, rules: Rules, limit: int) -> int:
     """Announce near and passed deadlines; each flag is set with its event, rows other sweepers hold are skipped."""
     now = tx.db.clock.now()
-    horizon = domain.warning_horizon(now, rules.warning_threshold_working_hours, rules.calendar)
+    national = domain.warning_horizon(now, rules.warning_threshold_working_hours, rules.calendar)
+    # a province's day off pushes its horizon later: claim up to the latest, judge each case by its own province's
+    horizons = {
+        province: domain.warning_horizon(now, rules.warning_threshold_working_hours, cal)
+        for province, cal in (await calendars_by_province(tx, rules)).items()
+    }
     claimed = await store.claim_for_sweep(
-        session=tx.session, statuses=[s.value for s in domain.RUNNING], now=now, horizon=horizon, limit=limit
+        session=tx.session,
+        statuses=[s.value for s in domain.RUNNING],
+        now=now,
+        horizon=max([national, *horizons.values()]),
+        limit=limit,
     )
     for case in claimed:
+        horizon = horizons.get(province_of(case.unit), national)
         decision = domain.sweep(to_state(case, None, []), now=now, horizon=horizon)
         if decision.empty:
             continue
@@ -749,7 +822,7 @@ async def submit_feedback(
         content=cmd.content,
         contact=cmd.contact,
         submitted_at=now,
-        due_at=domain.feedback_due_at(now, rules.feedback_deadline_working_days, rules.calendar),
+        due_at=domain.feedback_due_at(now, rules.feedback_deadline_working_days, await calendar_of(tx, rules, case.unit)),
     )
     store.add_feedback(session=tx.session, feedback=feedback)
     await tx.emit(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -227,6 +227,19 @@ class NotificationAttempt(SQLModel, table=True):
     outcome: str = Field(max_length=16)
     error: str | None = None
     provider_message_id: str | None = None
+
+
+class CalendarDay(SQLModel, table=True):
+    """A day a province declared off or working (from intake's calendar events), on top of the national calendar."""
+
+    __tablename__ = "province_calendar_days"
+
+    province: str = Field(primary_key=True, max_length=16)
+    day: date = Field(primary_key=True)
+    working: bool
+    reason: str
+    declared_by: str | None = None
+    declared_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 # ---- cases ------------------------------------------------------------------------------------
@@ -562,3 +575,35 @@ async def templates(*, session: AsyncSession) -> list[NotificationTemplate]:
 async def get_template(*, session: AsyncSession, kind: str, channel: str) -> NotificationTemplate | None:
     """One template."""
     return await session.get(NotificationTemplate, (kind, channel))
+
+
+# ---- provincial calendars -------------------------------------------------------------------------
+
+
+async def declare_day(*, session: AsyncSession, day: CalendarDay) -> None:
+    """Upsert a declared day; an older declaration than the one stored changes nothing (the later fact wins)."""
+    values = day.model_dump()
+    statement = insert(CalendarDay).values(**values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["province", "day"],
+            set_={k: statement.excluded[k] for k in ("working", "reason", "declared_by", "declared_at")},
+            where=CalendarDay.declared_at <= statement.excluded.declared_at,
+        )
+    )
+
+
+async def forget_day(*, session: AsyncSession, province: str, day: date, at: datetime) -> bool:
+    """Drop a declared day unless it was declared after the retraction; True when a row went."""
+    result = await session.execute(
+        sa.delete(CalendarDay).where(CalendarDay.province == province, CalendarDay.day == day, CalendarDay.declared_at <= at)
+    )
+    return bool(result.rowcount)
+
+
+async def calendar_days(*, session: AsyncSession, province: str | None = None) -> list[CalendarDay]:
+    """The declared days of one province (or of all), in day order."""
+    statement = select(CalendarDay).order_by(CalendarDay.province, CalendarDay.day)
+    if province is not None:
+        statement = statement.where(CalendarDay.province == province)
+    return list((await session.exec(statement)).all())
