@@ -187,7 +187,9 @@ class Stack:
         subject = subject or f"{roles[0]}-{uuid.uuid4().hex[:6]}"
         return issue_token(self.private_key_path.read_text(), subject=subject, roles=list(roles), units=units)
 
-    def client(self, service: str, *roles: str, units: list[str]) -> httpx.AsyncClient:
-        """An HTTP client for a service, authenticated as the given roles."""
-        headers = {"Authorization": f"Bearer {self.token(*roles, units=units)}"} if roles else {}
-        return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=10)
+    def client(
+        self, service: str, *roles: str, units: list[str], subject: str | None = None, timeout: float = 10
+    ) -> httpx.AsyncClient:
+        """An HTTP client for a service, authenticated as the given roles (as ``subject``, when named)."""
+        headers = {"Authorization": f"Bearer {self.token(*roles, units=units, subject=subject)}"} if roles else {}
+        return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=timeout)

@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,9 +37,8 @@ from starlette.routing import Route
 
 from services.workflow.notifications import VIETNAM
 from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
-from shared.envelope import Envelope
 from shared.events import DocumentSigned, Event, PaymentConfirmed, PaymentRequested
-from tests.support.stack import Stack, eventually, random_unit
+from tests.support.stack import Stack, eventually, official, produce, random_unit
 
 UNIT_NAME = "UBND PHƯỜNG BẾN NGHÉ"
 SMS_TOKEN = "sms-test-token"
@@ -164,26 +162,12 @@ async def world(postgres: EmbeddedPostgres, broker: EmbeddedBroker, tmp_path: Pa
                 await asyncio.to_thread(stack.stop)
 
 
-def _client(stack: Stack, service: str, role: str, unit: str, subject: str) -> httpx.AsyncClient:
-    token = stack.token(role, units=[unit], subject=subject)
-    return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=20)
 
 
-async def _produce(stack: Stack, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers, acks="all", enable_idempotence=False)
-    await producer.start()
-    try:
-        for event in events:
-            env = Envelope.wrap(event, source=f"/motcua/{event.producer}", time=datetime.now(UTC), traceparent=None, actor="e2e")
-            await producer.send_and_wait(
-                stack.topic(event.producer), key=env.subject.encode(), value=env.kafka_value(), headers=env.kafka_headers()
-            )
-    finally:
-        await producer.stop()
 
 
 async def _receive(stack: Stack, unit: str, applicant: dict[str, Any], notify_by: str | None) -> str:
-    async with _client(stack, "intake", "clerk", unit, "mc-1") as intake:
+    async with official(stack, "intake", "clerk", unit, "mc-1") as intake:
         body: dict[str, Any] = {"procedure_code": "1.004194", "applicant": applicant, "channel": "counter"}
         if notify_by:
             body["notify_by"] = notify_by
@@ -193,7 +177,7 @@ async def _receive(stack: Stack, unit: str, applicant: dict[str, Any], notify_by
 
 
 async def _notifications(stack: Stack, unit: str, code: str) -> list[dict[str, Any]]:
-    async with _client(stack, "workflow", "auditor", unit, "kt") as auditor:
+    async with official(stack, "workflow", "auditor", unit, "kt") as auditor:
         response = await auditor.get(f"/api/v1/cases/{code}/notifications")
     assert response.status_code == 200, response.text
     return response.json()["data"]
@@ -205,14 +189,14 @@ async def _sent(stack: Stack, unit: str, code: str, count: int) -> list[dict[str
 
 
 async def _move_clock(stack: Stack, to: datetime) -> None:
-    async with _client(stack, "workflow", "admin", "*", "ops") as admin:
+    async with official(stack, "workflow", "admin", "*", "ops") as admin:
         response = await admin.put("/api/v1/admin/clock", json={"now": to.isoformat()})
     assert response.status_code == 200, response.text
 
 
 async def _change_returned_sms(stack: Stack, unit: str) -> None:
     """Templates are data: listed for officials, changed by an admin, checked against their kind's fields."""
-    async with _client(stack, "workflow", "clerk", unit, "mc-1") as clerk, _client(stack, "workflow", "admin", "*", "ops") as admin:
+    async with official(stack, "workflow", "clerk", unit, "mc-1") as clerk, official(stack, "workflow", "admin", "*", "ops") as admin:
         listed = (await clerk.get("/api/v1/notification-templates")).json()
         assert listed["count"] == 10
         returned = next(t for t in listed["data"] if (t["kind"], t["channel"]) == ("returned", "sms"))
@@ -230,10 +214,10 @@ async def _drive(world: World, code: str, *, late_at: asyncio.Future[datetime], 
     """Supplement → supplemented → (late) apology → signed, paid, approved → returned."""
     stack, unit = world.stack, world.unit
     async with (
-        _client(stack, "workflow", "specialist", unit, "cb-tp") as specialist,
-        _client(stack, "workflow", "leader", unit, "ct-ubnd") as leader,
-        _client(stack, "workflow", "clerk", unit, "mc-1") as clerk,
-        _client(stack, "intake", "clerk", unit, "mc-1") as intake,
+        official(stack, "workflow", "specialist", unit, "cb-tp") as specialist,
+        official(stack, "workflow", "leader", unit, "ct-ubnd") as leader,
+        official(stack, "workflow", "clerk", unit, "mc-1") as clerk,
+        official(stack, "intake", "clerk", unit, "mc-1") as intake,
     ):
 
         async def case(status: str | None = None) -> dict | None:
@@ -274,7 +258,7 @@ async def _drive(world: World, code: str, *, late_at: asyncio.Future[datetime], 
                 PaymentRequested(dossier_code=code, unit=unit, occurred_at=signed_at, payment_id=f"p-{code}", amount=amount),
                 PaymentConfirmed(dossier_code=code, unit=unit, occurred_at=signed_at, payment_id=f"p-{code}", amount=amount, channel="counter"),
             ]
-        await _produce(stack, *events)
+        await produce(stack, *events)
 
         async def only_approval_missing() -> bool:
             return (await specialist.get(f"/api/v1/cases/{code}")).json()["result_gate"]["missing"] == ["approval"]

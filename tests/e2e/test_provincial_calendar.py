@@ -25,7 +25,7 @@ from shared.events import (
     DossierSupplemented,
     Fact,
 )
-from tests.support.stack import Stack, eventually, random_unit
+from tests.support.stack import Stack, eventually, official, random_unit
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +57,6 @@ async def kafka(stack: Stack) -> AsyncIterator[Callable[[Fact], Any]]:
     await producer.stop()
 
 
-def _client(
-    stack: Stack, service: str, role: str, unit: str, subject: str
-) -> httpx.AsyncClient:
-    token = stack.token(role, units=[unit], subject=subject)
-    return httpx.AsyncClient(
-        base_url=stack.url(service),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=20,
-    )
 
 
 async def _workflow_days(stack: Stack, province: str) -> dict[date, tuple[bool, str]]:
@@ -86,7 +77,7 @@ async def test_a_provincial_day_off_moves_the_resumed_deadline_and_forgetting_it
 ) -> None:
     unit = random_unit()
     province = province_of(unit)
-    async with _client(stack, "intake", "clerk", unit, "mc-cal") as intake:
+    async with official(stack, "intake", "clerk", unit, "mc-cal") as intake:
         received = await intake.post(
             "/api/v1/dossiers",
             json={
@@ -98,7 +89,7 @@ async def test_a_provincial_day_off_moves_the_resumed_deadline_and_forgetting_it
     assert received.status_code == 201, received.text
     code = received.json()["code"]
 
-    async with _client(stack, "workflow", "specialist", unit, "cb-cal") as specialist:
+    async with official(stack, "workflow", "specialist", unit, "cb-cal") as specialist:
 
         async def case() -> dict | None:
             r = await specialist.get(f"/api/v1/cases/{code}")
@@ -124,7 +115,7 @@ async def test_a_provincial_day_off_moves_the_resumed_deadline_and_forgetting_it
         festival = national.next_working(
             national.open_instant(supplemented_at).date()
         )  # the first day the clock counts
-        async with _client(stack, "intake", "admin", unit, "qt-tinh") as admin:
+        async with official(stack, "intake", "admin", unit, "qt-tinh") as admin:
             declared = await admin.put(
                 f"/api/v1/calendar/{province}/days/{festival.isoformat()}",
                 json={"working": False, "note": "Lễ hội đền Hùng địa phương"},

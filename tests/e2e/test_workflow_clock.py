@@ -13,12 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from shared.devstack import EmbeddedBroker, EmbeddedPostgres
-from shared.envelope import Envelope
 from shared.events import DocumentSigned, Event, PaymentConfirmed, PaymentRequested
-from tests.support.stack import Stack, eventually, random_unit
+from tests.support.stack import Stack, eventually, official, produce, random_unit
 
 
 @pytest.fixture(scope="module")
@@ -33,33 +31,19 @@ async def timed(postgres: EmbeddedPostgres, broker: EmbeddedBroker, tmp_path_fac
     stack.stop()
 
 
-def _client(stack: Stack, service: str, role: str, unit: str, subject: str) -> httpx.AsyncClient:
-    token = stack.token(role, units=[unit], subject=subject)
-    return httpx.AsyncClient(base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=20)
 
 
-async def _produce(stack: Stack, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap_servers, acks="all", enable_idempotence=False)
-    await producer.start()
-    try:
-        for event in events:
-            env = Envelope.wrap(event, source=f"/motcua/{event.producer}", time=datetime.now(UTC), traceparent=None, actor="e2e")
-            await producer.send_and_wait(
-                stack.topic(event.producer), key=env.subject.encode(), value=env.kafka_value(), headers=env.kafka_headers()
-            )
-    finally:
-        await producer.stop()
 
 
 async def _move_workflow_clock(stack: Stack, to: datetime) -> None:
-    async with _client(stack, "workflow", "admin", "*", "ops") as admin:
+    async with official(stack, "workflow", "admin", "*", "ops") as admin:
         response = await admin.put("/api/v1/admin/clock", json={"now": to.isoformat()})
     assert response.status_code == 200, response.text
 
 
 async def test_a_timely_apology_does_not_save_a_dossier_that_then_goes_late(timed: Stack) -> None:
     unit = random_unit()
-    async with _client(timed, "intake", "clerk", unit, "mc-1") as intake:
+    async with official(timed, "intake", "clerk", unit, "mc-1") as intake:
         response = await intake.post(
             "/api/v1/dossiers", json={"procedure_code": "1.004194", "applicant_name": "Đỗ Văn Hùng", "channel": "counter"}
         )
@@ -67,9 +51,9 @@ async def test_a_timely_apology_does_not_save_a_dossier_that_then_goes_late(time
     code = response.json()["code"]
 
     async with (
-        _client(timed, "workflow", "specialist", unit, "cb-dc") as specialist,
-        _client(timed, "workflow", "leader", unit, "ct-ubnd") as leader,
-        _client(timed, "workflow", "clerk", unit, "mc-1") as clerk,
+        official(timed, "workflow", "specialist", unit, "cb-dc") as specialist,
+        official(timed, "workflow", "leader", unit, "ct-ubnd") as leader,
+        official(timed, "workflow", "clerk", unit, "mc-1") as clerk,
     ):
 
         async def case() -> dict | None:
@@ -111,7 +95,7 @@ async def test_a_timely_apology_does_not_save_a_dossier_that_then_goes_late(time
                 PaymentRequested(dossier_code=code, unit=unit, occurred_at=now, payment_id="p1", amount=amount),
                 PaymentConfirmed(dossier_code=code, unit=unit, occurred_at=now, payment_id="p1", amount=amount, channel="counter"),
             ]
-        await _produce(timed, *events)
+        await produce(timed, *events)
         await eventually(lambda: _gate_open_but_approval(leader, code))
         done = await leader.post(f"/api/v1/cases/{code}/approve")
         assert done.status_code == 200, done.text
@@ -120,7 +104,7 @@ async def test_a_timely_apology_does_not_save_a_dossier_that_then_goes_late(time
         assert returned["timeliness"] == "late"
         assert datetime.fromisoformat(returned["returned_at"]) < datetime.fromisoformat(returned["due_at_rescheduled"])
 
-    async with _client(timed, "reporting", "auditor", unit, "kt") as reporting:
+    async with official(timed, "reporting", "auditor", unit, "kt") as reporting:
 
         async def types() -> list[str] | None:
             r = await reporting.get(f"/api/v1/dossiers/{code}/timeline")

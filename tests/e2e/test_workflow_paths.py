@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,7 +30,7 @@ from shared.events import (
     PaymentConfirmed,
     PaymentRequested,
 )
-from tests.support.stack import Stack, eventually, random_unit
+from tests.support.stack import Stack, eventually, official, random_unit
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -62,14 +61,6 @@ async def kafka(stack: Stack) -> AsyncIterator[Callable[[Event], Any]]:
     await producer.stop()
 
 
-@asynccontextmanager
-async def officer(stack: Stack, service: str, role: str, unit: str, subject: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for one official (a stable subject, so 'assignee: me' means this person)."""
-    token = stack.token(role, units=[unit], subject=subject or f"{role}-{uuid.uuid4().hex[:6]}")
-    async with httpx.AsyncClient(
-        base_url=stack.url(service), headers={"Authorization": f"Bearer {token}"}, timeout=20
-    ) as client:
-        yield client
 
 
 async def case_when(client: httpx.AsyncClient, code: str, predicate: Callable[[dict], bool], timeout: float = 30) -> dict:
@@ -88,7 +79,7 @@ async def case_when(client: httpx.AsyncClient, code: str, predicate: Callable[[d
 
 async def timeline_types(stack: Stack, unit: str, code: str, *, until: str) -> list[str]:
     """The dossier's event types in reporting's timeline, once ``until`` is among them."""
-    async with officer(stack, "reporting", "auditor", unit) as reporting:
+    async with official(stack, "reporting", "auditor", unit) as reporting:
 
         async def probe() -> list[str] | None:
             response = await reporting.get(f"/api/v1/dossiers/{code}/timeline")
@@ -107,7 +98,7 @@ def short(types: list[str]) -> list[str]:
 
 async def receive_at_counter(stack: Stack, unit: str, procedure: str = "1.004194") -> dict:
     """A clerk accepts a dossier at intake (real HTTP); the receipt."""
-    async with officer(stack, "intake", "clerk", unit) as intake:
+    async with official(stack, "intake", "clerk", unit) as intake:
         response = await intake.post(
             "/api/v1/dossiers", json={"procedure_code": procedure, "applicant_name": "Lê Thị Thu Hà", "channel": "counter"}
         )
@@ -211,9 +202,9 @@ async def test_straight_through_ends_returned_early_with_its_events_and_slip(sta
     unit = random_unit()
     code = (await receive_at_counter(stack, unit))["code"]
     async with (
-        officer(stack, "workflow", "specialist", unit, "cb-tuphap-1") as specialist,
-        officer(stack, "workflow", "leader", unit, "pct-ubnd") as leader,
-        officer(stack, "workflow", "clerk", unit, "mc-clerk-1") as clerk,
+        official(stack, "workflow", "specialist", unit, "cb-tuphap-1") as specialist,
+        official(stack, "workflow", "leader", unit, "pct-ubnd") as leader,
+        official(stack, "workflow", "clerk", unit, "mc-clerk-1") as clerk,
     ):
         case = await case_when(specialist, code, lambda c: True)
         assert (case["status"], case["national_status"]) == ("accepted", 2)
@@ -248,9 +239,9 @@ async def test_supplement_pauses_the_clock_and_a_second_request_makes_it_late(st
     unit = random_unit()
     code = (await receive_at_counter(stack, unit))["code"]
     async with (
-        officer(stack, "workflow", "specialist", unit, "cb-1") as specialist,
-        officer(stack, "workflow", "leader", unit) as leader,
-        officer(stack, "workflow", "clerk", unit) as clerk,
+        official(stack, "workflow", "specialist", unit, "cb-1") as specialist,
+        official(stack, "workflow", "leader", unit) as leader,
+        official(stack, "workflow", "clerk", unit) as clerk,
     ):
         await case_when(specialist, code, lambda c: True)
         await ok(await specialist.post(f"/api/v1/cases/{code}/assign", json={"assignee": "me"}))
@@ -298,9 +289,9 @@ async def test_late_with_an_apology_stays_late_and_names_who_held_it(stack: Stac
     code = event.dossier_code
     await kafka(event)
     async with (
-        officer(stack, "workflow", "specialist", unit, "cb-cham") as specialist,
-        officer(stack, "workflow", "leader", unit) as leader,
-        officer(stack, "workflow", "clerk", unit) as clerk,
+        official(stack, "workflow", "specialist", unit, "cb-cham") as specialist,
+        official(stack, "workflow", "leader", unit) as leader,
+        official(stack, "workflow", "clerk", unit) as clerk,
     ):
         await case_when(specialist, code, lambda c: True)
         await ok(await specialist.post(f"/api/v1/cases/{code}/assign", json={"department": "Địa chính", "assignee": "me"}))
@@ -344,7 +335,7 @@ async def test_a_near_deadline_is_warned_once_and_shows_in_the_inbox(stack: Stac
     event = received_event(unit, due_in=timedelta(hours=1))
     code = event.dossier_code
     await kafka(event)
-    async with officer(stack, "workflow", "specialist", unit, "cb-soon") as specialist:
+    async with official(stack, "workflow", "specialist", unit, "cb-soon") as specialist:
         await case_when(specialist, code, lambda c: True)
         await ok(await specialist.post(f"/api/v1/cases/{code}/assign", json={"assignee": "me"}))
         case = await case_when(specialist, code, lambda c: c["warning_sent_at"] is not None)
@@ -360,10 +351,10 @@ async def test_transferred_to_another_agency_and_back(stack: Stack, kafka: Calla
     unit, agency = random_unit(), random_unit()
     code = (await receive_at_counter(stack, unit))["code"]
     async with (
-        officer(stack, "workflow", "specialist", unit, "cb-lt") as specialist,
-        officer(stack, "workflow", "specialist", agency, "cb-huyen") as other_agency,
-        officer(stack, "workflow", "leader", unit) as leader,
-        officer(stack, "workflow", "clerk", unit) as clerk,
+        official(stack, "workflow", "specialist", unit, "cb-lt") as specialist,
+        official(stack, "workflow", "specialist", agency, "cb-huyen") as other_agency,
+        official(stack, "workflow", "leader", unit) as leader,
+        official(stack, "workflow", "clerk", unit) as clerk,
     ):
         await case_when(specialist, code, lambda c: True)
         await ok(await specialist.post(f"/api/v1/cases/{code}/assign", json={"assignee": "me"}))
@@ -404,7 +395,7 @@ async def test_transferred_to_another_agency_and_back(stack: Stack, kafka: Calla
 async def test_withdrawn_by_the_applicant_closes_the_case(stack: Stack, kafka: Callable) -> None:
     unit = random_unit()
     code = (await receive_at_counter(stack, unit))["code"]
-    async with officer(stack, "workflow", "specialist", unit) as specialist, officer(stack, "workflow", "leader", unit) as leader:
+    async with official(stack, "workflow", "specialist", unit) as specialist, official(stack, "workflow", "leader", unit) as leader:
         await case_when(specialist, code, lambda c: True)
         await ok(await specialist.post(f"/api/v1/cases/{code}/assign", json={"assignee": "me"}))
         await kafka(DossierWithdrawn(dossier_code=code, unit=unit, occurred_at=datetime.now(UTC), reason="Người nộp rút hồ sơ"))
@@ -420,7 +411,7 @@ async def test_withdrawn_by_the_applicant_closes_the_case(stack: Stack, kafka: C
 async def test_rejected_with_a_reason(stack: Stack) -> None:
     unit = random_unit()
     code = (await receive_at_counter(stack, unit))["code"]
-    async with officer(stack, "workflow", "specialist", unit) as specialist, officer(stack, "workflow", "leader", unit) as leader:
+    async with official(stack, "workflow", "specialist", unit) as specialist, official(stack, "workflow", "leader", unit) as leader:
         await case_when(specialist, code, lambda c: True)
         await ok(await specialist.post(f"/api/v1/cases/{code}/assign", json={"assignee": "me"}))
         forbidden = await specialist.post(f"/api/v1/cases/{code}/reject", json={"reason": "x"})
@@ -440,7 +431,7 @@ async def test_on_the_spot_one_officer_one_sitting(stack: Stack, kafka: Callable
     event = received_event(unit, due_in=end_of_today - datetime.now(VN), on_the_spot=True)
     code = event.dossier_code
     await kafka(event)
-    async with officer(stack, "workflow", "clerk", unit, "mc-4taicho") as clerk:
+    async with official(stack, "workflow", "clerk", unit, "mc-4taicho") as clerk:
         case = await case_when(clerk, code, lambda c: True)
         assert case["on_the_spot"] and "on_the_spot" in case["allowed_actions"]
         unsigned = await clerk.post(f"/api/v1/cases/{code}/on-the-spot")
@@ -455,7 +446,7 @@ async def test_on_the_spot_one_officer_one_sitting(stack: Stack, kafka: Callable
 
     other = received_event(unit, due_in=timedelta(days=5), on_the_spot=False)
     await kafka(other)
-    async with officer(stack, "workflow", "clerk", unit) as clerk:
+    async with official(stack, "workflow", "clerk", unit) as clerk:
         await case_when(clerk, other.dossier_code, lambda c: True)
         refused = await clerk.post(f"/api/v1/cases/{other.dossier_code}/on-the-spot")
         assert refused.status_code == 409 and refused.json()["type"] == "urn:motcua:problem:not-on-the-spot"
@@ -469,7 +460,7 @@ async def test_a_fee_holds_the_result_in_status_6_until_paid(stack: Stack, kafka
     event = received_event(unit)
     code = event.dossier_code
     await kafka(event)
-    async with officer(stack, "workflow", "specialist", unit) as specialist, officer(stack, "workflow", "leader", unit) as leader:
+    async with official(stack, "workflow", "specialist", unit) as specialist, official(stack, "workflow", "leader", unit) as leader:
         await case_when(specialist, code, lambda c: True)
         await ok(await specialist.post(f"/api/v1/cases/{code}/assign", json={"assignee": "me"}))
         now = datetime.now(UTC)
@@ -492,8 +483,8 @@ async def test_two_officers_at_once_one_wins_the_other_gets_409(stack: Stack, ka
     code = event.dossier_code
     await kafka(event)
     async with (
-        officer(stack, "workflow", "leader", unit, "leader-a") as first,
-        officer(stack, "workflow", "leader", unit, "leader-b") as second,
+        official(stack, "workflow", "leader", unit, "leader-a") as first,
+        official(stack, "workflow", "leader", unit, "leader-b") as second,
     ):
         await case_when(first, code, lambda c: True)
         responses = await asyncio.gather(
@@ -524,8 +515,8 @@ async def test_rating_once_after_return_and_feedback_with_its_own_deadline(stack
     await kafka(event)
     await kafka(signed(code, unit))
     async with (
-        officer(stack, "workflow", "leader", unit, "lanh-dao") as leader,
-        officer(stack, "workflow", "clerk", unit) as clerk,
+        official(stack, "workflow", "leader", unit, "lanh-dao") as leader,
+        official(stack, "workflow", "clerk", unit) as clerk,
         httpx.AsyncClient(base_url=stack.url("workflow"), timeout=10) as citizen,
     ):
         await case_when(leader, code, lambda c: c["result_gate"]["signed"])
@@ -574,9 +565,9 @@ async def test_officials_see_only_their_units_and_act_only_in_their_role(stack: 
     await kafka(event)
     code = event.dossier_code
     async with (
-        officer(stack, "workflow", "specialist", unit, "cb-x") as specialist,
-        officer(stack, "workflow", "specialist", unit, "cb-y") as colleague,
-        officer(stack, "workflow", "leader", random_unit()) as stranger,
+        official(stack, "workflow", "specialist", unit, "cb-x") as specialist,
+        official(stack, "workflow", "specialist", unit, "cb-y") as colleague,
+        official(stack, "workflow", "leader", random_unit()) as stranger,
     ):
         await case_when(specialist, code, lambda c: True)
         assert (await stranger.get(f"/api/v1/cases/{code}")).status_code == 404
