@@ -12,6 +12,8 @@ HTTP_REQUESTS = Histogram(
     ["service", "method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+SWEEP_ROUNDS = Counter("motcua_sweep_rounds_total", "Rounds of a periodic sweep that completed", ["sweep"])
+SWEEP_CLAIMED = Counter("motcua_sweep_claimed_total", "Rows a periodic sweep claimed and acted on", ["sweep"])
 OUTBOX_BACKLOG = Gauge("motcua_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge("motcua_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", ["service"])
 EVENTS_PUBLISHED = Counter("motcua_events_published_total", "Events the relay published", ["service", "topic"])

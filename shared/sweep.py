@@ -6,6 +6,8 @@ import asyncio
 import logging
 import random
 
+from shared.metrics import SWEEP_CLAIMED, SWEEP_ROUNDS
+
 log = logging.getLogger("motcua.sweep")
 
 
@@ -32,7 +34,7 @@ class PeriodicSweep:
         """Sweep until stopped."""
         while not self._stopping.is_set():
             try:
-                while await self.sweep_once() >= self.batch and not self._stopping.is_set():
+                while await self._round() >= self.batch and not self._stopping.is_set():
                     pass  # a full batch: more may be waiting
             except asyncio.CancelledError:
                 raise
@@ -42,6 +44,12 @@ class PeriodicSweep:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.interval * random.uniform(0.8, 1.2))
             except TimeoutError:
                 pass
+
+    async def _round(self) -> int:
+        claimed = await self.sweep_once()
+        SWEEP_ROUNDS.labels(self.name).inc()
+        SWEEP_CLAIMED.labels(self.name).inc(claimed)
+        return claimed
 
     async def stop(self) -> None:
         """Finish the round in hand and exit."""
