@@ -452,7 +452,11 @@ async def test_on_the_spot_one_officer_one_sitting(stack: Stack, kafka: Callable
         assert refused.status_code == 409 and refused.json()["type"] == "urn:motcua:problem:not-on-the-spot"
 
     types = short(await timeline_types(stack, unit, code, until="case.returned"))
-    assert workflow_only(types) == ["case.assigned", "case.approved", "case.result_ready", "case.returned"]
+    # Due tonight, the case is near due from the start: the deadline sweep may warn of it (at most once) at any
+    # moment of the sitting. That notice is the sweep's, not the sitting's.
+    assert types.count("case.deadline_warning") <= 1
+    sitting = [t for t in workflow_only(types) if t != "case.deadline_warning"]
+    assert sitting == ["case.assigned", "case.approved", "case.result_ready", "case.returned"]
 
 
 async def test_a_fee_holds_the_result_in_status_6_until_paid(stack: Stack, kafka: Callable) -> None:
