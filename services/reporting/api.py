@@ -390,26 +390,26 @@ async def index_766_export(
     return _file("chi-so-766", format, "Chỉ số 766", caption, headers, rows)
 
 
-async def _visible_timeline(db: DbDep, user: Principal, code: str) -> list[store.EventRecord]:
+async def _visible_timeline(db: DbDep, user: Principal, code: str, *, by_time: bool) -> list[store.EventRecord]:
     if not user.roles & set(OFFICIALS):
         raise Problem(403, "role-forbidden", "Role not allowed", "Only officials and auditors read timelines.")
     async with db.sessions() as session:
-        records = await store.timeline(session=session, dossier_code=code)
+        records = await store.timeline(session=session, dossier_code=code, by_time=by_time)
     if not records or not domain.token_covers(user.units, domain.parse_scope(records[0].unit)):
         raise NotFound("dossier timeline", code)
     return records
 
 
-@router.get("/dossiers/{code}/timeline", response_model=TimelinePublic, summary="A dossier's events in order")
+@router.get("/dossiers/{code}/timeline", response_model=TimelinePublic, summary="A dossier's events in the order they happened")
 async def timeline(code: str, db: DbDep, user: CurrentUser) -> TimelinePublic:
-    records = await _visible_timeline(db, user, code)
+    records = await _visible_timeline(db, user, code, by_time=True)
     entries = [TimelineEntry.model_validate(r, from_attributes=True) for r in records]
     return TimelinePublic(dossier_code=code, data=entries, count=len(entries))
 
 
 @router.get("/dossiers/{code}/timeline/verify", response_model=ChainVerdict, summary="Check the hash chain")
 async def verify(code: str, db: DbDep, user: CurrentUser) -> ChainVerdict:
-    records = await _visible_timeline(db, user, code)
+    records = await _visible_timeline(db, user, code, by_time=False)
     links = [
         (
             domain.ChainLink(

@@ -161,11 +161,10 @@ def append(*, session: AsyncSession, record: EventRecord, head: ChainHead) -> No
     session.add(head)
 
 
-async def timeline(*, session: AsyncSession, dossier_code: str) -> list[EventRecord]:
-    """A dossier's events in chain order."""
-    result = await session.exec(
-        select(EventRecord).where(EventRecord.dossier_code == dossier_code).order_by(EventRecord.sequence)
-    )
+async def timeline(*, session: AsyncSession, dossier_code: str, by_time: bool = False) -> list[EventRecord]:
+    """A dossier's events in chain order, or in the order their producers stamped them (chain order breaks ties)."""
+    order = (EventRecord.time, EventRecord.sequence) if by_time else (EventRecord.sequence,)
+    result = await session.exec(select(EventRecord).where(EventRecord.dossier_code == dossier_code).order_by(*order))
     return list(result.all())
 
 

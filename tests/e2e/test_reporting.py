@@ -406,3 +406,27 @@ async def test_altering_one_stored_event_breaks_its_chain(reporting: Stack, mont
         assert changed == "UPDATE 1"
         broken = await _get(auditor, f"/api/v1/dossiers/{code}/timeline/verify")
     assert (broken["intact"], broken["first_broken_sequence"]) == (False, 2)
+
+
+async def test_the_timeline_reads_in_the_order_things_happened_whatever_order_they_arrived(reporting: Stack) -> None:
+    """Workflow's assignment reaches reporting before intake's receipt (two topics); the timeline still starts at the receipt."""
+    m = Month()
+    m.received("A", "06-03 09:00", "06-10 17:00", unit=m.elsewhere)
+    receipt = m.events.pop()
+    assigned = CaseAssigned(**m.base("A", "06-03 10:00", m.elsewhere), assignee="cb-a")
+    code = m.codes["A"]
+    producer = AIOKafkaProducer(bootstrap_servers=reporting.broker.bootstrap_servers, acks="all", enable_idempotence=False)
+    await producer.start()
+    try:
+        async with _client(reporting, "auditor", [m.elsewhere]) as auditor:
+            await _publish(producer, reporting, [assigned])
+            await _applied(auditor, m, [assigned])
+            await _publish(producer, reporting, [receipt])
+            await _applied(auditor, m, [assigned, receipt])
+            timeline = await _get(auditor, f"/api/v1/dossiers/{code}/timeline")
+            verdict = await _get(auditor, f"/api/v1/dossiers/{code}/timeline/verify")
+    finally:
+        await producer.stop()
+    entries = [(e["type"], e["sequence"]) for e in timeline["data"]]
+    assert entries == [("vn.motcua.dossier.received.v1", 2), ("vn.motcua.case.assigned.v1", 1)]
+    assert (verdict["intact"], verdict["events"]) == (True, 2)

@@ -151,8 +151,8 @@ def workflow_only(types: list[str]) -> list[str]:
 def in_order(types: list[str], *expected: str) -> bool:
     """True when the expected types occur in this order.
 
-    Only one producer's events keep their order in reporting's timeline: it reads each producer's
-    topic on its own, so a signature produced before ``case.result_ready`` may be recorded after it.
+    Reporting's timeline lists events by the time their producers stamped them; events the test
+    publishes itself (a signature, a payment) carry their own times, so only relative order is checked.
     """
     positions = [types.index(t) for t in expected]
     return positions == sorted(positions)
