@@ -95,6 +95,7 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
     procedure_code: str
     procedure_name: str
     procedure_version: int = 1
+    procedure_field: str | None = Field(default=None, max_length=200, description="the procedure's field (lĩnh vực) in the catalog")
     applicant_name: str
     channel: Channel
     received_at: AwareDatetime

@@ -424,6 +424,7 @@ async def _accept(
             procedure_code=procedure.code,
             procedure_name=procedure.name,
             procedure_version=procedure.version,
+            procedure_field=procedure.field,
             applicant_name=dossier.applicant_name,
             channel=channel,  # type: ignore[arg-type]
             received_at=received_at,

@@ -453,7 +453,7 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
     match event:
         case DossierReceived():
             original = event.due_at_original or event.appointment_at
-            procedure_field = getattr(event, "procedure_field", None) or fields.get(event.procedure_code, "")
+            procedure_field = event.procedure_field or fields.get(event.procedure_code, "")
             fact = replace(
                 fact,
                 unit=event.unit,

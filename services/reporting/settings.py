@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 from services.reporting.domain import DEFAULT_766, DEFAULT_BANDS
 from shared.settings import ServiceSettings
 
-# The fields (lĩnh vực) of the procedures seeded from DOMAIN §6. dossier.received.v1 does not carry the field, so
-# reporting keeps this map (REPORTING_PROCEDURE_FIELDS replaces it); a procedure not in it is reported under "".
+# The fields (lĩnh vực) of the procedures seeded from DOMAIN §6. dossier.received.v1 carries the catalog's field, which
+# wins; this map (REPORTING_PROCEDURE_FIELDS replaces it) serves events from before it did. Neither: reported under "".
 SEED_PROCEDURE_FIELDS: dict[str, str] = {
     **dict.fromkeys(
         ["1.001193", "LT.0001", "1.000894", "1.000656", "LT.0002", "1.004873", "1.004884", "1.004859", "1.001022",

@@ -59,6 +59,7 @@ async def test_a_received_dossier_becomes_an_accepted_case_and_is_counted(stack:
         assert entry["type"] == "vn.motcua.dossier.received.v1"
         assert sorted(e["sequence"] for e in entries) == list(range(1, len(entries) + 1)) and len(entry["hash"]) == 64
         assert entry["data"]["applicant_name"] == "Nguyễn Thị Hồng Nhung"
+        assert (entry["data"]["procedure_name"], entry["data"]["procedure_field"]) == ("Đăng ký tạm trú", "Cư trú")
         verdict = (await reporting.get(f"/api/v1/dossiers/{code}/timeline/verify")).json()
         assert verdict["intact"] is True and verdict["first_broken_sequence"] is None
         assert verdict["events"] >= len(entries) and verdict["dossier_code"] == code

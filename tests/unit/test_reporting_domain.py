@@ -142,6 +142,15 @@ def test_reception_sets_the_dossier_and_its_first_deadline() -> None:
     assert folded.deadlines == (domain.DeadlineChange(at("2026-03-02"), at("2026-03-06", 17), False),)
 
 
+def test_the_field_the_catalog_sent_wins_over_reportings_own_map() -> None:
+    """A province's own procedure is reported under the field its catalog gives, with no map to keep in step."""
+    local = received(procedure_code="LOCAL.XD.001", procedure_field="Xây dựng")
+    assert domain.fold(domain.new_fact("D1", UNIT), local, fields={"1.004194": "Cư trú"}).fact.field == "Xây dựng"
+    older = received(procedure_code="LOCAL.XD.001")  # an event from before intake sent the field
+    assert domain.fold(domain.new_fact("D1", UNIT), older, fields={"LOCAL.XD.001": "Xây dựng"}).fact.field == "Xây dựng"
+    assert domain.fold(domain.new_fact("D1", UNIT), older, fields={}).fact.field == ""
+
+
 def test_a_supplement_pauses_and_the_resumption_moves_the_deadline() -> None:
     paused = domain.fold(fold_all(received()), CaseSupplementRequested(**base(at("2026-03-03")), reason="thiếu"))
     assert paused.fact.paused and paused.fact.late_at is None and paused.deadlines[0].paused
