@@ -725,8 +725,9 @@ async def inbox(
     else:
         wanted = [s.value for s in CaseStatus if s not in domain.FINAL]
     due_before = due_after = None
+    due_before_in: dict[str, datetime] = {}
     if due == "soon":
-        due_after, due_before = now, domain.warning_horizon(now, rules.warning_threshold_working_hours, rules.calendar)
+        due_after, (due_before, due_before_in) = now, await warning_horizons(tx, rules, now)
     elif due == "overdue":
         due_before = now
     rows, total = await store.inbox(
@@ -736,6 +737,7 @@ async def inbox(
         assignee=user.subject if assignee == "me" else assignee,
         due_before=due_before,
         due_after=due_after,
+        due_before_in=due_before_in,
         limit=limit,
         offset=offset,
     )
@@ -746,15 +748,21 @@ async def inbox(
 # ---- the deadline sweep -----------------------------------------------------------------------------
 
 
-async def sweep_deadlines(tx: UnitOfWork, *, rules: Rules, limit: int) -> int:
-    """Announce near and passed deadlines; each flag is set with its event, rows other sweepers hold are skipped."""
-    now = tx.db.clock.now()
+async def warning_horizons(tx: UnitOfWork, rules: Rules, now: datetime) -> tuple[datetime, dict[str, datetime]]:
+    """Where "near the deadline" ends: on the national calendar, and in each province that declared days of its own."""
     national = domain.warning_horizon(now, rules.warning_threshold_working_hours, rules.calendar)
-    # a province's day off pushes its horizon later: claim up to the latest, judge each case by its own province's
-    horizons = {
+    provinces = {
         province: domain.warning_horizon(now, rules.warning_threshold_working_hours, cal)
         for province, cal in (await calendars_by_province(tx, rules)).items()
     }
+    return national, provinces
+
+
+async def sweep_deadlines(tx: UnitOfWork, *, rules: Rules, limit: int) -> int:
+    """Announce near and passed deadlines; each flag is set with its event, rows other sweepers hold are skipped."""
+    now = tx.db.clock.now()
+    # a province's day off pushes its horizon later: claim up to the latest, judge each case by its own province's
+    national, horizons = await warning_horizons(tx, rules, now)
     claimed = await store.claim_for_sweep(
         session=tx.session,
         statuses=[s.value for s in domain.RUNNING],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -298,12 +299,19 @@ async def inbox(
     due_after: datetime | None,
     limit: int,
     offset: int,
+    due_before_in: Mapping[str, datetime] | None = None,
 ) -> tuple[list[Case], int]:
-    """Cases visible to the units, filtered, soonest deadline first; (page, total)."""
+    """Cases visible to the units, filtered, soonest deadline first; (page, total).
+
+    ``due_before_in`` maps provinces to their own bound (their calendars differ); ``due_before`` bounds the rest.
+    """
     conditions = [_visible(units), Case.status.in_(statuses)]
     if assignee is not None:
         conditions.append(Case.assignee == assignee)
-    if due_before is not None:
+    if due_before is not None and due_before_in:
+        province = sa.func.substring(Case.unit, r"[^.]*$")  # shared.calendar.province_of in SQL
+        conditions.append(Case.due_at <= sa.case(dict(due_before_in), value=province, else_=due_before))
+    elif due_before is not None:
         conditions.append(Case.due_at <= due_before)
     if due_after is not None:
         conditions.append(Case.due_at >= due_after)
