@@ -13,13 +13,16 @@ from functools import cache
 from pathlib import Path
 
 from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.layout import AxisAlignment, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
-from pyhanko.sign.general import load_cert_from_pemder
+from pyhanko.sign.general import get_pyca_cryptography_hash, load_cert_from_pemder
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.stamp import TextStampStyle
@@ -71,6 +74,30 @@ class SignatureReport:
     summary: str
 
 
+class _KeyOnceSigner(signers.SimpleSigner):
+    """pyHanko's in-memory signer, with its RSA key parsed once instead of on every signature.
+
+    ``SimpleSigner.sign_raw`` loads the key from DER each time, and cryptography validates an RSA key on each load:
+    about 100 ms of CPU, twice per signed PDF (pyHanko signs once to size the signature, then for real). Other
+    mechanisms go through pyHanko's own path.
+    """
+
+    def __init__(self, loaded: signers.SimpleSigner) -> None:
+        super().__init__(
+            signing_cert=loaded.signing_cert,
+            signing_key=loaded.signing_key,
+            cert_registry=loaded.cert_registry,
+            signature_mechanism=loaded.signature_mechanism,
+        )
+        self._rsa_key = serialization.load_der_private_key(self.signing_key.dump(), password=None)
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+        if isinstance(self._rsa_key, RSAPrivateKey) and mechanism.signature_algo == "rsassa_pkcs1v15":
+            return self._rsa_key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
+        return super().sign_raw(data, digest_algorithm)
+
+
 def load_signer(pkcs12_file: Path, password: str | None, extra_roots: tuple[Path, ...] = ()) -> UnitSigner:
     """Read the PKCS#12 archive; the chain inside it (and ``extra_roots``) become the trust roots."""
     try:
@@ -78,9 +105,10 @@ def load_signer(pkcs12_file: Path, password: str | None, extra_roots: tuple[Path
     except OSError as exc:
         raise SigningUnavailable(f"cannot read the PKCS#12 file {pkcs12_file}: {exc.strerror}") from exc
     try:
-        signer = signers.SimpleSigner.load_pkcs12_data(data, other_certs=[], passphrase=password.encode() if password else None)
+        loaded = signers.SimpleSigner.load_pkcs12_data(data, other_certs=[], passphrase=password.encode() if password else None)
     except ValueError as exc:
         raise SigningUnavailable(f"the PKCS#12 file {pkcs12_file} cannot be opened (wrong password?)") from exc
+    signer = _KeyOnceSigner(loaded)
     cert = signer.signing_cert
     chain = [c for c in signer.cert_registry if c.issuer == c.subject or c.ca]
     roots = tuple(c for c in chain if c.self_signed != "no") + tuple(load_cert_from_pemder(str(p)) for p in extra_roots)
