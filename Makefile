@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: run test test-unit test-integration test-e2e test-faults bench bench-intake bench-lifecycle bench-reporting schemas clean
+.PHONY: run test test-unit test-integration test-e2e test-faults test-at bench bench-intake bench-lifecycle bench-reporting schemas clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test-e2e: $(STAMP)
 
 test-faults: $(STAMP)
 	$(PYTEST) tests/faults -q
+
+# The suite with every process's clock moved to a time in Vietnam (libfaketime), e.g. AT="2026-11-27 23:56".
+AT ?= $(shell TZ=Asia/Ho_Chi_Minh date -d tomorrow '+%Y-%m-%d 16:56')
+test-at: $(STAMP)
+	scripts/test-at "$(AT)"
 
 # Every benchmark, one after the other (each starts and stops its own stack); figures in bench/results/.
 bench: bench-intake bench-lifecycle bench-reporting
