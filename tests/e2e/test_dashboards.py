@@ -14,11 +14,8 @@ must return at least one series.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
@@ -32,6 +29,7 @@ import yaml
 from shared.devstack import free_port
 from shared.events import PRODUCERS
 from tests.support.api import VN, receive_dossier
+from tests.support.debian import unpacked_package
 from tests.support.stack import Stack, eventually, random_unit
 from tests.unit.test_dashboards_json import DASHBOARDS, VARIABLE, load, queries
 
@@ -45,35 +43,12 @@ pytestmark = pytest.mark.timeout(900)  # the first run may download Prometheus
 # ---- Debian's Prometheus ----------------------------------------------------------------------------------------
 
 
-def _apt_get(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.run(["apt-get", *args], env=env, cwd=cwd, capture_output=True, text=True, check=False)
-
-
 def prometheus_binary() -> Path:
     """``prometheus`` from the PATH, else Debian's package unpacked under the venv (downloaded once)."""
     found = shutil.which("prometheus")
     if found:
         return Path(found)
-    unpacked = Path(sys.prefix) / "prometheus-deb"
-    binary = unpacked / "usr" / "bin" / "prometheus"
-    if binary.exists():
-        return binary
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        pytest.fail("these tests need Debian's prometheus (apt-get install prometheus)")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o777)  # apt's _apt user writes the download
-        update = _apt_get("update")
-        assert update.returncode == 0, f"apt-get update failed:\n{update.stderr}"
-        download = _apt_get("download", "prometheus", cwd=Path(tmp))
-        assert download.returncode == 0, f"apt-get download prometheus failed:\n{download.stdout}\n{download.stderr}"
-        (deb,) = Path(tmp).glob("prometheus_*.deb")
-        staging = unpacked.with_name(unpacked.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        extract = subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], capture_output=True, text=True, check=False)
-        assert extract.returncode == 0, extract.stderr
-        staging.rename(unpacked)
-    return binary
+    return unpacked_package("prometheus", "prometheus-deb") / "usr" / "bin" / "prometheus"
 
 
 def scrape_config(stack: Stack) -> dict:

@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import typing
 from collections.abc import Iterator
 from importlib import resources
@@ -35,6 +34,7 @@ from referencing import Registry, Resource
 
 from shared.migrate import SERVICES
 from shared.settings import ServiceSettings
+from tests.support.debian import apt_get, ensure_package_lists, unpacked_package
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -75,16 +75,6 @@ def _dpkg_installed(package: str) -> bool:
     return result.returncode == 0 and result.stdout.strip() == "install ok installed"
 
 
-def _apt(*args: str, cwd: Path | None = None) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = _run(["apt-cache", "policy", "kubernetes-client"], env=env).stdout
-    if not policy.strip() or "Candidate: (none)" in policy:  # no package lists yet
-        update = _run(["apt-get", "update"], env=env)
-        assert update.returncode == 0, f"apt-get update failed:\n{update.stderr}"
-    result = _run(["apt-get", *args], env=env, cwd=cwd)
-    assert result.returncode == 0, f"apt-get {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-
-
 @functools.cache
 def debian_kubectl() -> Path:
     """Debian's kubectl: the installed package, or the package unpacked beside the venv.
@@ -97,23 +87,15 @@ def debian_kubectl() -> Path:
     if _dpkg_installed("kubernetes-client"):
         return Path("/usr/bin/kubectl")
     unpacked = Path(sys.prefix) / "kubernetes-client"
-    if (unpacked / "usr" / "bin" / "kubectl").exists():
-        return unpacked / "usr" / "bin" / "kubectl"
-    if os.geteuid() != 0:
-        pytest.fail("Debian's kubernetes-client is missing: run 'sudo apt-get install -y kubernetes-client'")
-    if not (Path("/usr/bin/kubectl").exists() or Path("/usr/bin/kubectl").is_symlink()):
-        _apt("install", "-y", "--no-install-recommends", "kubernetes-client")
-        return Path("/usr/bin/kubectl")
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o777)  # apt's _apt user writes the download
-        _apt("download", "kubernetes-client", cwd=Path(tmp))
-        (deb,) = Path(tmp).glob("kubernetes-client_*.deb")
-        staging = unpacked.with_name(unpacked.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        extract = _run(["dpkg-deb", "-x", str(deb), str(staging)])
-        assert extract.returncode == 0, extract.stderr
-        staging.rename(unpacked)
-    return unpacked / "usr" / "bin" / "kubectl"
+    if not unpacked.is_dir():
+        if os.geteuid() != 0:
+            pytest.fail("Debian's kubernetes-client is missing: run 'sudo apt-get install -y kubernetes-client'")
+        if not (Path("/usr/bin/kubectl").exists() or Path("/usr/bin/kubectl").is_symlink()):
+            ensure_package_lists("kubernetes-client")
+            install = apt_get("install", "-y", "--no-install-recommends", "kubernetes-client")
+            assert install.returncode == 0, f"apt-get install kubernetes-client failed:\n{install.stdout}\n{install.stderr}"
+            return Path("/usr/bin/kubectl")
+    return unpacked_package("kubernetes-client", "kubernetes-client") / "usr" / "bin" / "kubectl"
 
 
 def kustomize(kubectl: Path, directory: Path) -> list[dict[str, Any]]:
