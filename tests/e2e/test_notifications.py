@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +37,7 @@ from starlette.routing import Route
 from services.workflow.notifications import VIETNAM
 from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.events import DocumentSigned, Event, PaymentConfirmed, PaymentRequested
+from tests.support.http_peer import serve
 from tests.support.stack import Stack, eventually, official, produce, random_unit
 
 UNIT_NAME = "UBND PHƯỜNG BẾN NGHÉ"
@@ -109,17 +109,11 @@ class SmsGateway:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[SmsGateway]:
-        app = Starlette(routes=[Route("/v1/sms", self._handle, methods=["POST"])])
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
-        try:
-            yield self
-        finally:
-            self.release.set()
-            server.should_exit = True
-            await task
+        async with serve(Starlette(routes=[Route("/v1/sms", self._handle, methods=["POST"])]), self.port):
+            try:
+                yield self
+            finally:
+                self.release.set()  # a held request must answer before the server can stop
 
 
 # ---- the stack ------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,15 +55,21 @@ class HttpPeer:
         return JSONResponse({"ok": True})
 
     @contextlib.asynccontextmanager
-    async def running(self):  # noqa: ANN201 - an async context manager
+    async def running(self) -> AsyncIterator[HttpPeer]:
         """Serve until the block ends."""
-        app = Starlette(routes=[Route("/status", self._handle, methods=["POST"])])
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
-        try:
+        async with serve(Starlette(routes=[Route("/status", self._handle, methods=["POST"])]), self.port):
             yield self
-        finally:
-            server.should_exit = True
-            await task
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Starlette, port: int) -> AsyncIterator[None]:
+    """Serve ``app`` on 127.0.0.1:``port`` in this event loop, from when it listens until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
