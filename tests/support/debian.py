@@ -1,4 +1,4 @@
-"""Debian packages the tests need as tools (kubectl, Prometheus), unpacked under the venv instead of installed.
+"""Debian packages the tests need as tools (kubectl, Prometheus, libfaketime), unpacked under the venv, not installed.
 
 Unpacking keeps a test run from installing system services or replacing files another package owns, and the
 download happens once per venv.
