@@ -19,6 +19,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && /opt/motcua/bin/pip install --only-binary=:all: -c constraints.txt -r /tmp/requirements.txt
 COPY shared ./shared
 COPY services ./services
+COPY motcua ./motcua
 RUN /opt/motcua/bin/pip install --no-deps -c constraints.txt . \
  && /opt/motcua/bin/python -m compileall -q /opt/motcua/lib
 

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: run test test-unit test-integration test-e2e test-faults test-at bench bench-intake bench-lifecycle bench-reporting schemas clean
+.PHONY: run test lint-imports test-unit test-integration test-e2e test-faults test-at bench bench-intake bench-lifecycle bench-reporting schemas openapi clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PYTEST) tests -q
+
+# The architecture's import contracts ([tool.importlinter] in pyproject.toml); `make test` runs them too.
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit -q
@@ -51,5 +55,9 @@ bench-reporting: $(STAMP)
 schemas: $(STAMP)
 	$(VENV)/bin/motcua events schema --out docs/events
 
+# Publish each service's OpenAPI document after a deliberate API change (tests/unit/test_published_openapi.py).
+openapi: $(STAMP)
+	$(VENV)/bin/motcua openapi --out docs/openapi
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .import_linter_cache

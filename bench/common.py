@@ -22,8 +22,8 @@ from typing import Any
 
 import psutil
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
-from shared.localstack import Stack
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from motcua.localstack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -67,10 +67,9 @@ from bench.common import (
     write_results,
     pid_listening_on,
 )
+from motcua.devstack import EmbeddedPostgres, free_port
+from motcua.registry import PORTS, SERVICES
 from shared.auth import issue_token
-from shared.devstack import EmbeddedPostgres, free_port
-from shared.localstack import PORTS
-from shared.migrate import SERVICES
 
 VN_OFFSET = timedelta(hours=7)
 PROCEDURE = "1.004194"

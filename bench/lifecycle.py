@@ -73,8 +73,8 @@ from bench.common import (
     percentiles,
     write_results,
 )
+from motcua.registry import SERVICES
 from shared.auth import issue_token
-from shared.migrate import SERVICES
 from shared.webhooks import signature as webhook_signature
 
 PROCEDURE = "1.004194"  # Đăng ký tạm trú: a fixed 15,000 VND fee, so every lifecycle pays

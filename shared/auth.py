@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,19 +15,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Problem
+from shared.roles import Role
 
-
-class Role(StrEnum):
-    """Who may do what: officials, auditors and the machine accounts of other systems."""
-
-    CLERK = "clerk"
-    SPECIALIST = "specialist"
-    LEADER = "leader"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
-    PORTAL = "portal"
-    BANK = "bank"
-    SERVICE = "service"
+__all__ = ["CurrentUser", "Principal", "Role", "TokenVerifier", "generate_keypair", "issue_token", "require_roles"]
 
 
 @dataclass(frozen=True)

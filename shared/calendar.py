@@ -16,7 +16,7 @@ present with `observed=True` and absent with `observed=False`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -130,6 +130,27 @@ class WorkingCalendar:
         self.end_of_day = end_of_day
         self.cutoff = cutoff
         self.tz = VN_TZ
+
+    def with_declared_days(self, days: Iterable[tuple[date, bool, str | None]]) -> WorkingCalendar:
+        """This calendar, office hours kept, plus a province's declared days as ``(day, working, note)``.
+
+        The one way every service builds a provincial calendar from the days a province's admin declared.
+        """
+        off, on = dict(self.extra_days_off), dict(self.extra_working_days)
+        declared = False
+        for day, working, note in days:
+            declared = True
+            (on if working else off)[day] = note  # type: ignore[assignment]
+            (off if working else on).pop(day, None)
+        if not declared:
+            return self
+        return WorkingCalendar(
+            extra_days_off=off,
+            extra_working_days=on,
+            start_of_day=self.start_of_day,
+            end_of_day=self.end_of_day,
+            cutoff=self.cutoff,
+        )
 
     def kind(self, d: date) -> DayKind:
         """Classify a date; admin overrides win over the national calendar."""

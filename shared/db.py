@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +19,8 @@ from shared.clock import Clock
 from shared.envelope import Envelope
 from shared.events import Fact
 from shared.telemetry import current_traceparent
+
+log = logging.getLogger("motcua.db")
 
 OUTBOX_CHANNEL = "motcua_outbox"
 
@@ -91,6 +95,10 @@ class Database:
         """A new transaction for one command or one consumed event."""
         return UnitOfWork(self, actor=actor)
 
+    def reading(self) -> UnitOfWork:
+        """A transaction for a query: it writes nothing and emits nothing, and ends with a rollback."""
+        return UnitOfWork(self, actor=None, read_only=True)
+
     async def ping(self) -> None:
         """Raise unless the database answers."""
         async with self.engine.connect() as conn:
@@ -104,12 +112,15 @@ class Database:
 class UnitOfWork:
     """``async with db.unit_of_work() as tx``: commits on success, rolls back on error."""
 
-    def __init__(self, db: Database, *, actor: str | None) -> None:
+    def __init__(self, db: Database, *, actor: str | None, read_only: bool = False) -> None:
         self.db = db
         self.actor = actor
+        self.read_only = read_only
         self.session: AsyncSession = db.sessions()
         self.emitted: list[Envelope] = []
         self._before_commit: list[Callable[[], Awaitable[None]]] = []
+        self._after_rollback: list[Callable[[], Awaitable[None]]] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     def before_commit(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run ``hook`` once, in this transaction, just before it commits (not when it rolls back).
@@ -119,6 +130,28 @@ class UnitOfWork:
         """
         self._before_commit.append(hook)
 
+    def after_rollback(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` once after this transaction rolled back (not when it commits), outside it.
+
+        For side effects outside the database that the transaction's rows would have owned, such as the blobs
+        digitization puts into its file store: a failed request deletes what it created. Hooks run in the order
+        registered; each runs even when an earlier one raised, and the transaction's own error is what propagates.
+        """
+        self._after_rollback.append(hook)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once this transaction has committed (not when it rolls back).
+
+        For what must follow the commit and never precede it: a per-process cache dropping what the transaction
+        changed, so no other request caches the old rows again between the drop and the commit.
+        """
+        self._after_commit.append(hook)
+
+    @property
+    def now(self) -> datetime:
+        """The service clock's now: one source of time for every row and event of a use case."""
+        return self.db.clock.now()
+
     async def __aenter__(self) -> UnitOfWork:
         await self.session.begin()
         return self
@@ -126,20 +159,35 @@ class UnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        committed = False
         try:
-            if exc_type is None:
+            if exc_type is None and not self.read_only:
                 for hook in self._before_commit:
                     await hook()
                 if self.emitted:
                     await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
                 await self.session.commit()
+                committed = True
             else:
+                if self.read_only:
+                    self.session.expunge_all()  # what a query loaded stays readable after its transaction ends
                 await self.session.rollback()
         finally:
             await self.session.close()
+            if committed:
+                for hook in self._after_commit:
+                    hook()
+            else:
+                for undo in self._after_rollback:
+                    try:
+                        await undo()
+                    except Exception:  # noqa: BLE001 - an undo's failure must not hide the transaction's own error
+                        log.exception("after-rollback hook failed")
 
     async def emit(self, event: Fact) -> Envelope:
         """Write the event to the outbox inside this transaction."""
+        if self.read_only:
+            raise RuntimeError("a reading transaction emits no event")
         envelope = Envelope.wrap(
             event,
             source=f"/motcua/{self.db.service}",

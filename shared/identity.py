@@ -1,10 +1,17 @@
-"""Applicant identifiers: the citizen id number (CCCD) and the tax code. Pure: no I/O."""
+"""Applicant identifiers: the citizen id number (CCCD) and the tax code. Pure: no I/O.
+
+``CitizenIdNumber``, ``TaxCode`` and ``IdNumber`` are the types request models use for these fields: the
+value is checked where it enters, with the same rule and message in every service.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 # Province codes of the 12-digit number (Circular 07/2016/TT-BCA, 63 provinces before the 2025 merger) [L].
 PROVINCE_CODES: frozenset[str] = frozenset(
@@ -61,3 +68,33 @@ def check_tax_code(code: str) -> str:
     if check != digits[9]:
         raise InvalidIdentifier("the tax code's check digit (the 10th) does not match")
     return code
+
+
+def _citizen_id(value: str) -> str:
+    try:
+        return parse_citizen_id(value, today=date.today()).number
+    except InvalidIdentifier as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _tax_code(value: str) -> str:
+    try:
+        return check_tax_code(value)
+    except InvalidIdentifier as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _either(value: str) -> str:
+    compact = "".join(value.split())
+    try:
+        return parse_citizen_id(compact, today=date.today()).number if len(compact) == 12 else check_tax_code(value)
+    except InvalidIdentifier as exc:
+        raise ValueError(f"a citizen id number (12 digits) or an organisation's tax code: {exc}") from None
+
+
+# A citizen id number (CCCD, 12 digits), checked.
+CitizenIdNumber = Annotated[str, AfterValidator(_citizen_id)]
+# An organisation's tax code (10 digits, or 10-3 for a branch), checked.
+TaxCode = Annotated[str, AfterValidator(_tax_code)]
+# Either one: a person's or an organisation's number (a citizen's document store is keyed by it).
+IdNumber = Annotated[str, AfterValidator(_either)]

@@ -1,20 +1,18 @@
-"""Alembic per service: the shared env.py body, the platform tables, and a programmatic upgrade."""
+"""Alembic, the platform part: the env.py body and the platform tables of every service's database.
+
+Migrating a service by name (which service has which migrations) is ``motcua.migrate``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from importlib import import_module
-from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command, context, op
-from alembic.config import Config
+from alembic import context, op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import sqlalchemy_url
-
-SERVICES = ("intake", "workflow", "digitization", "payments", "reporting")
 
 
 def create_platform_tables() -> None:
@@ -83,16 +81,3 @@ def run_env(target_metadata: sa.MetaData | None = None) -> None:
     else:
         asyncio.run(_run())
 
-
-def alembic_config(service: str, database_url: str) -> Config:
-    """Alembic configuration of one service."""
-    package = import_module(f"services.{service}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(package.__file__).parent / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    return cfg
-
-
-def upgrade(service: str, database_url: str, revision: str = "head") -> None:
-    """Migrate one service's database (call from a thread when an event loop runs)."""
-    command.upgrade(alembic_config(service, database_url), revision)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,25 +28,45 @@ from shared.errors import PROBLEM_JSON, Problem, install_problem_handlers
 from shared.logs import configure_logging
 from shared.metrics import HTTP_REQUESTS
 from shared.outbox import OutboxRelay
+from shared.pages import static_router
 from shared.ratelimit import buckets_from
 from shared.settings import ServiceSettings
 from shared.telemetry import current_trace_id, setup_tracing
 
 log = logging.getLogger("motcua.service")
+D = TypeVar("D", bound="ServiceDeps")
 
 
-async def get_db(request: Request) -> Database:
-    """Dependency: the service's database."""
-    return request.app.state.db
+@dataclass(frozen=True, kw_only=True)
+class ServiceDeps:
+    """What every use case of a service may need besides its input. Each service extends it in ``deps.py``.
+
+    Built once per process in the lifespan (``build_app(deps=...)``), after the database exists, and handed to
+    routes through the service's ``Deps`` alias (``Annotated[XDeps, Depends(get_deps)]``), to its subscriptions
+    and to its background loops: the one place a use case finds its collaborators.
+    """
+
+    db: Database
+    clock: Clock
 
 
-async def get_clock(request: Request) -> Clock:
-    """Dependency: the service's clock."""
+def get_deps(request: Request) -> Any:
+    """FastAPI dependency: the service's dependencies object (typed by the service's ``Deps`` alias)."""
+    deps = request.app.state.deps
+    if deps is None:  # only between app creation and the lifespan's start
+        raise Problem(503, "not-ready", "Not ready", "The service is starting.")
+    return deps
+
+
+PlatformDeps = Annotated[ServiceDeps, Depends(get_deps)]
+
+
+def _get_clock(request: Request) -> Clock:
+    """The service's clock, which exists from the app's creation (the clock routes answer before the lifespan)."""
     return request.app.state.clock
 
 
-DbDep = Annotated[Database, Depends(get_db)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
+_ClockDep = Annotated[Clock, Depends(_get_clock)]
 
 
 class _HttpObservability:
@@ -129,7 +150,9 @@ def _platform_router() -> APIRouter:
         state = request.app.state
         checks: dict[str, Any] = {}
         try:
-            await asyncio.wait_for(state.db.ping(), timeout=2)
+            if state.deps is None:
+                raise RuntimeError("starting")
+            await asyncio.wait_for(state.deps.db.ping(), timeout=2)
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks["database"] = f"error: {type(exc).__name__}"
@@ -154,16 +177,15 @@ def _platform_router() -> APIRouter:
         response_model=DeadLettersPublic,
     )
     async def dead_letters(
-        request: Request,
+        deps: PlatformDeps,
         _user: Annotated[Principal, require_roles(Role.ADMIN, Role.AUDITOR)],
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> DeadLettersPublic:
-        db: Database = request.app.state.db
-        async with db.sessions() as session:
-            total = (await session.execute(text("SELECT count(*) FROM dead_letters"))).scalar_one()
+        async with deps.db.reading() as tx:
+            total = (await tx.session.execute(text("SELECT count(*) FROM dead_letters"))).scalar_one()
             rows = (
-                await session.execute(
+                await tx.session.execute(
                     text(
                         'SELECT id, event_id, type, subject, topic, partition, "offset", error, attempts, payload, created_at '
                         "FROM dead_letters ORDER BY id DESC LIMIT :limit OFFSET :offset"
@@ -174,8 +196,7 @@ def _platform_router() -> APIRouter:
             return DeadLettersPublic(data=[DeadLetterPublic(**r) for r in rows], count=total)
 
     @router.get("/api/v1/admin/clock", tags=["platform"], summary="The service's current time", response_model=ClockPublic)
-    async def get_clock_now(request: Request) -> ClockPublic:
-        clock = request.app.state.clock
+    async def get_clock_now(clock: _ClockDep) -> ClockPublic:
         offset = clock.offset.total_seconds() if isinstance(clock, OffsetClock) else 0.0
         return ClockPublic(now=clock.now(), offset_seconds=offset)
 
@@ -186,9 +207,8 @@ def _platform_router() -> APIRouter:
         response_model=ClockPublic,
     )
     async def move_clock(
-        request: Request, body: ClockMove, _user: Annotated[Principal, require_roles(Role.ADMIN)]
+        clock: _ClockDep, body: ClockMove, _user: Annotated[Principal, require_roles(Role.ADMIN)]
     ) -> ClockPublic:
-        clock = request.app.state.clock
         if not isinstance(clock, OffsetClock):
             raise Problem(403, "clock-fixed", "The clock cannot be moved", "Only development and test stacks move time.")
         if body.now.tzinfo is None:
@@ -216,16 +236,18 @@ def build_app(
     title: str,
     description: str,
     routers: Sequence[APIRouter],
-    subscription: Subscription | None,
+    deps: Callable[[Database, Clock], D],
+    subscriptions: Callable[[D], Subscription] | None = None,
+    loops: Callable[[D], list[BackgroundLoop]] | None = None,
+    exception_handlers: Mapping[type[Exception], Callable[..., Any]] | None = None,
     clock: Clock | None = None,
     span_exporter: SpanExporter | None = None,
-    on_start: Callable[[FastAPI], None] | None = None,
-    loops: Callable[[FastAPI], list[BackgroundLoop]] | None = None,
 ) -> FastAPI:
     """A service's FastAPI app; the lifespan owns the engine, the relay, the consumer and any service loops.
 
-    ``on_start(app)`` runs once the database exists (for per-app caches); ``loops(app)`` gives the
-    service's own background loops (sweeps, pushers), run beside the relay and the consumer.
+    Every service passes the same three factories: ``deps(db, clock)`` builds its typed dependencies once the
+    database exists, ``subscriptions(deps)`` says what it consumes and with which handlers, and ``loops(deps)``
+    gives its own background loops (sweeps, senders), run beside the relay and the consumer.
     """
     # Outside production the clock can be moved forward (``motcua clock set``) to drive deadline paths.
     clock = clock or (SystemClock() if settings.environment == "production" else OffsetClock())
@@ -239,13 +261,13 @@ def build_app(
             clock=clock,
             pool_size=settings.database_pool_size,
         )
-        app.state.db = db
-        if on_start:
-            on_start(app)
+        built = deps(db, clock)
+        app.state.deps = built
+        listens = subscriptions(built) if subscriptions else None
         relay = OutboxRelay(settings, db) if settings.run_relay else None
-        consumer = EventConsumer(settings, db, subscription) if settings.run_consumer and subscription else None
+        consumer = EventConsumer(settings, db, listens) if settings.run_consumer and listens else None
         app.state.relay, app.state.consumer = relay, consumer
-        owned: list[BackgroundLoop] = [loop for loop in (relay, consumer) if loop] + (loops(app) if loops else [])
+        owned: list[BackgroundLoop] = [loop for loop in (relay, consumer) if loop] + (loops(built) if loops else [])
         tasks = [asyncio.create_task(loop.run(), name=f"{settings.service}-{type(loop).__name__}") for loop in owned]
         log.info("%s started", settings.service)
         try:
@@ -264,8 +286,8 @@ def build_app(
     setup_tracing(settings.service, settings.otel_exporter_otlp_endpoint, span_exporter)
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.deps = None
     app.state.clock = clock
-    app.state.db = None
     app.state.relay = app.state.consumer = None
     app.state.token_verifier = TokenVerifier(
         settings.verification_key(),
@@ -280,7 +302,10 @@ def build_app(
         callback_burst=settings.rate_limit_callback_burst,
     )
     install_problem_handlers(app)
+    for error, handler in (exception_handlers or {}).items():
+        app.add_exception_handler(error, handler)
     app.include_router(_platform_router())
+    app.include_router(static_router())
     for router in routers:
         app.include_router(router)
     app.add_middleware(_HttpObservability, service=settings.service)

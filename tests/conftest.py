@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from tests.support.stack import Stack
 
 

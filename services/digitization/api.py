@@ -1,9 +1,8 @@
-"""Digitization routes: validate, call one handler, map the result."""
+"""Digitization routes: validate, open the transaction, call one handler, map the result."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -11,10 +10,29 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from services.digitization import domain, handlers, signing, store, upload
-from services.digitization.handlers import Context
+from services.digitization.deps import Deps, DigitizationDeps
+from services.digitization.models import (
+    AccessesPublic,
+    AccessPublic,
+    AccessQuery,
+    CertifyCopy,
+    CompleteIntake,
+    CompletionPublic,
+    DeclareOwner,
+    DigitizePaper,
+    DocumentPublic,
+    DocumentsPublic,
+    OwnerPublic,
+    ReuseDocument,
+    SearchOwnerStore,
+    SignaturePublic,
+    SignatureReportPublic,
+    SignResult,
+)
 from shared.auth import CurrentUser
-from shared.errors import NotFound, Problem
+from shared.errors import Problem
 from shared.ratelimit import Policy, rate_limited
+from shared.roles import CASE_WORKERS
 
 router = APIRouter(prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
@@ -25,125 +43,7 @@ _CHECKSUM_HEADERS = {
 }
 
 
-# ---- response models -----------------------------------------------------------------------
-
-
-class SignaturePublic(BaseModel):
-    """Who signed a document and when."""
-
-    signer: str | None
-    certificate_serial: str | None
-    signed_at: datetime | None
-    signed_by: str | None
-
-
-class DocumentPublic(BaseModel):
-    """A digitized document with its metadata (DOMAIN §3 rule 6) and where to fetch it."""
-
-    id: str
-    dossier_code: str
-    unit: str
-    stage: str
-    kind: str
-    component_code: str | None
-    component_name: str | None
-    mandatory: bool
-    paper_code: str | None
-    paper_name: str | None
-    paper_number: str | None
-    issuer: str | None
-    issued_on: date | None
-    valid_until: date | None
-    scope: str | None
-    owner: str | None = None
-    media_type: str = domain.PDF
-    sha256: str
-    size: int
-    pages: int
-    original_media_type: str
-    original_sha256: str
-    original_size: int
-    original_filename: str | None
-    signed: bool
-    signature: SignaturePublic | None
-    reused_from: str | None
-    copy_number: str | None
-    created_at: datetime
-    created_by: str
-    content_url: str
-
-
-class DocumentsPublic(BaseModel):
-    """A list of documents."""
-
-    data: list[DocumentPublic]
-    count: int
-
-
-class SignatureReportPublic(BaseModel):
-    """Is the file signed, by whom, when, and did it change afterwards."""
-
-    document_id: str | None = None
-    signed: bool
-    valid: bool
-    trusted: bool
-    signer: str | None
-    signing_time: datetime | None
-    certificate_serial: str | None
-    modified_after_signing: bool
-    sha256: str
-    sha256_matches: bool | None = None
-    copy_number: str | None = None
-    signatures: list[signing.SignatureReport]
-
-
-class OwnerPublic(BaseModel):
-    """A person declared for a dossier (the id number masked)."""
-
-    dossier_code: str
-    owner: str
-    declared_at: datetime
-    declared_by: str
-
-
-class CompletionPublic(BaseModel):
-    """A dossier digitized at intake."""
-
-    dossier_code: str
-    completed_at: datetime
-    completed_by: str
-    required: int
-    digitized: int
-    reused: int
-
-
-class AccessPublic(BaseModel):
-    """One line of the access audit."""
-
-    id: int
-    at: datetime
-    actor: str
-    roles: str
-    action: str
-    outcome: str
-    dossier_code: str | None
-    owner: str | None
-    document_id: str | None
-    detail: str | None
-
-
-class AccessesPublic(BaseModel):
-    """A page of the access audit."""
-
-    data: list[AccessPublic]
-    count: int
-
-
 # ---- mapping -------------------------------------------------------------------------------
-
-
-def _ctx(request: Request) -> Context:
-    return request.app.state.context
 
 
 def _document(doc: store.Document) -> DocumentPublic:
@@ -164,7 +64,7 @@ def _documents(rows: list[store.Document]) -> DocumentsPublic:
     return DocumentsPublic(data=[_document(r) for r in rows], count=len(rows))
 
 
-def _report(check_sha256: str, reports: list, *, document_id: str | None = None, matches: bool | None = None, copy_number: str | None = None) -> SignatureReportPublic:
+def _report(check_sha256: str, reports: list[signing.SignatureReport], *, document_id: str | None = None, matches: bool | None = None, copy_number: str | None = None) -> SignatureReportPublic:
     details = list(reports)
     last = details[-1] if details else None
     return SignatureReportPublic(
@@ -193,8 +93,17 @@ def _metadata(model: type[M], fields: dict[str, str]) -> M:
         raise Problem(422, "validation-error", "The request is not valid", detail, errors=errors) from None
 
 
-async def _receive(request: Request, ctx: Context) -> upload.Upload:
-    return await upload.receive(request, spool_dir=ctx.work_dir, max_file_bytes=ctx.settings.max_upload_bytes)
+def _checked(check: signing.SignatureCheck, doc: store.Document) -> SignatureReportPublic:
+    return _report(check.sha256, check.reports, document_id=doc.id, matches=check.sha256_matches, copy_number=doc.copy_number)
+
+
+def _accesses(rows: list[store.DocumentAccess], total: int) -> AccessesPublic:
+    data = [AccessPublic(**r.model_dump(exclude={"owner_key", "owner_hint"}), owner=r.owner_hint) for r in rows]  # type: ignore[arg-type]
+    return AccessesPublic(data=data, count=total)
+
+
+async def _receive(request: Request, deps: DigitizationDeps) -> upload.Upload:
+    return await upload.receive(request, spool_dir=deps.work_dir, max_file_bytes=deps.settings.max_upload_bytes)
 
 
 # ---- documents -----------------------------------------------------------------------------
@@ -209,7 +118,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                     "required": ["file", "dossier_code"],
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "PDF, JPEG, PNG or TIFF (by content)"},
-                        **{name: {"type": "string"} for name in handlers.DigitizePaper.model_fields},
+                        **{name: {"type": "string"} for name in DigitizePaper.model_fields},
                     },
                 }
             }
@@ -230,17 +139,18 @@ async def digitize(
     request: Request,
     response: Response,
     user: CurrentUser,
+    deps: Deps,
     x_content_sha256: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["X-Content-SHA256"])] = None,
     repr_digest: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["Repr-Digest"])] = None,
 ) -> DocumentPublic:
-    ctx = _ctx(request)
-    handlers.require(user, *handlers.OFFICIALS)  # refuse before reading the body
-    received = await _receive(request, ctx)
+    handlers.require(user, *CASE_WORKERS)  # refuse before reading the body
+    received = await _receive(request, deps)
     try:
-        cmd = _metadata(handlers.DigitizePaper, received.fields)
-        doc, created = await handlers.digitize(
-            ctx, received.file, cmd, user=user, content_sha256=x_content_sha256, repr_digest=repr_digest
-        )
+        cmd = _metadata(DigitizePaper, received.fields)
+        async with deps.db.unit_of_work(actor=user.subject) as tx:
+            doc, created = await handlers.digitize(
+                tx, received.file, cmd, deps=deps, user=user, content_sha256=x_content_sha256, repr_digest=repr_digest
+            )
     finally:
         received.discard()
     response.status_code = 201 if created else 200
@@ -250,12 +160,13 @@ async def digitize(
 
 @router.get("/documents/{document_id}", response_model=DocumentPublic, tags=["documents"], summary="A document's metadata")
 async def get_document(
-    request: Request,
     document_id: str,
     user: CurrentUser,
+    deps: Deps,
     for_dossier: Annotated[str | None, Query(max_length=64, description="the dossier you handle, to read its owner's paper")] = None,
 ) -> DocumentPublic:
-    doc = await handlers.open_document(_ctx(request), document_id, user=user, for_dossier=for_dossier, action="view")
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        doc = await handlers.open_document(tx, document_id, user=user, for_dossier=for_dossier, action="view")
     return _document(doc)
 
 
@@ -269,12 +180,13 @@ async def content(
     request: Request,
     document_id: str,
     user: CurrentUser,
+    deps: Deps,
     variant: Literal["pdf", "original"] = "pdf",
     for_dossier: Annotated[str | None, Query(max_length=64)] = None,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
-    ctx = _ctx(request)
-    doc = await handlers.open_document(ctx, document_id, user=user, for_dossier=for_dossier, action="download")
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        doc = await handlers.open_document(tx, document_id, user=user, for_dossier=for_dossier, action="download")
     sha256, size, media_type = (
         (doc.sha256, doc.size, domain.PDF) if variant == "pdf" else (doc.original_sha256, doc.original_size, doc.original_media_type)
     )
@@ -295,15 +207,16 @@ async def content(
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
 
     async def body() -> AsyncIterator[bytes]:
-        async for chunk in ctx.files.open_range(sha256, start, end):
+        async for chunk in deps.files.open_range(sha256, start, end):
             yield chunk
 
     return StreamingResponse(body(), status_code=206 if span else 200, media_type=media_type, headers=headers)
 
 
 @router.get("/dossiers/{code}/documents", response_model=DocumentsPublic, tags=["documents"], summary="A dossier's documents")
-async def dossier_documents(request: Request, code: str, user: CurrentUser) -> DocumentsPublic:
-    return _documents(await handlers.documents_of(_ctx(request), code, user=user))
+async def dossier_documents(code: str, user: CurrentUser, deps: Deps) -> DocumentsPublic:
+    async with deps.db.reading() as tx:
+        return _documents(await handlers.documents_of(tx, code, user=user))
 
 
 # ---- signatures ------------------------------------------------------------------------------
@@ -313,8 +226,9 @@ async def dossier_documents(request: Request, code: str, user: CurrentUser) -> D
     "/documents/{document_id}/sign", response_model=DocumentPublic, tags=["signatures"],
     summary="Sign a result with the unit's certificate (PAdES, visible block) (leader)",
 )  # fmt: skip
-async def sign(request: Request, document_id: str, user: CurrentUser, body: handlers.SignResult | None = None) -> DocumentPublic:
-    doc, _ = await handlers.sign_result(_ctx(request), document_id, body or handlers.SignResult(), user=user)
+async def sign(document_id: str, user: CurrentUser, deps: Deps, body: SignResult | None = None) -> DocumentPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        doc, _ = await handlers.sign_result(tx, document_id, body or SignResult(), deps=deps, user=user)
     return _document(doc)
 
 
@@ -323,12 +237,12 @@ async def sign(request: Request, document_id: str, user: CurrentUser, body: hand
     summary="Verify the stored file: validity, signer, time, changes after signing",
 )  # fmt: skip
 async def signature(
-    request: Request, document_id: str, user: CurrentUser, for_dossier: Annotated[str | None, Query(max_length=64)] = None
+    document_id: str, user: CurrentUser, deps: Deps, for_dossier: Annotated[str | None, Query(max_length=64)] = None
 ) -> SignatureReportPublic:
-    ctx = _ctx(request)
-    doc = await handlers.open_document(ctx, document_id, user=user, for_dossier=for_dossier, action="verify")
-    check = await handlers.check_signatures(ctx, doc)
-    return _report(check.sha256, check.reports, document_id=doc.id, matches=check.sha256_matches, copy_number=doc.copy_number)
+    # The access is audited and committed first; the file is checked without holding the transaction.
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        doc = await handlers.open_document(tx, document_id, user=user, for_dossier=for_dossier, action="verify")
+    return _checked(await handlers.check_signatures(doc, deps=deps), doc)
 
 
 @router.get(
@@ -336,14 +250,10 @@ async def signature(
     summary="Anyone holding a certified copy's link (its QR code) checks its signature: no personal data",
     dependencies=[rate_limited(Policy.PUBLIC)],
 )  # fmt: skip
-async def public_signature(request: Request, document_id: str) -> SignatureReportPublic:
-    ctx = _ctx(request)
-    async with ctx.db.sessions() as session:
-        doc = await store.get(session=session, document_id=document_id)
-    if doc is None or doc.kind != "certified_copy":
-        raise NotFound("certified copy", document_id)
-    check = await handlers.check_signatures(ctx, doc)
-    return _report(check.sha256, check.reports, document_id=doc.id, matches=check.sha256_matches, copy_number=doc.copy_number)
+async def public_signature(document_id: str, deps: Deps) -> SignatureReportPublic:
+    async with deps.db.reading() as tx:
+        doc, check = await handlers.check_certified_copy(tx, document_id, deps=deps)
+        return _checked(check, doc)
 
 
 @router.post(
@@ -352,13 +262,11 @@ async def public_signature(request: Request, document_id: str) -> SignatureRepor
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}},
 )  # fmt: skip
-async def verify(request: Request, user: CurrentUser) -> SignatureReportPublic:
-    ctx = _ctx(request)
-    received = await _receive(request, ctx)
+async def verify(request: Request, user: CurrentUser, deps: Deps) -> SignatureReportPublic:
+    received = await _receive(request, deps)
     try:
-        if received.file is None or domain.sniff(received.file.head) is not domain.MediaType.PDF:
-            raise Problem(415, "unsupported-media-type", "Send a PDF", "file: only a PDF can carry a signature.")
-        reports = await handlers.verify_path(ctx, received.file.path)
+        reports = await handlers.verify_pdf(received.file, deps=deps)
+        assert received.file is not None
         return _report(received.file.sha256, reports)
     finally:
         received.discard()
@@ -371,8 +279,9 @@ async def verify(request: Request, user: CurrentUser) -> SignatureReportPublic:
     "/dossiers/{code}/owners", status_code=201, response_model=OwnerPublic, tags=["citizen store"],
     summary="Declare whose papers a dossier concerns (after checking the id)",
 )  # fmt: skip
-async def declare_owner(request: Request, code: str, body: handlers.DeclareOwner, user: CurrentUser) -> OwnerPublic:
-    owner = await handlers.declare_owner(_ctx(request), code, body, user=user)
+async def declare_owner(code: str, body: DeclareOwner, user: CurrentUser, deps: Deps) -> OwnerPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        owner = await handlers.declare_owner(tx, code, body, deps=deps, user=user)
     return OwnerPublic(dossier_code=owner.dossier_code, owner=owner.owner_hint, declared_at=owner.declared_at, declared_by=owner.declared_by)
 
 
@@ -380,8 +289,10 @@ async def declare_owner(request: Request, code: str, body: handlers.DeclareOwner
     "/citizen-documents/search", response_model=DocumentsPublic, tags=["citizen store"],
     summary="An owner's stored papers, for an official handling an open dossier of that owner (audited)",
 )  # fmt: skip
-async def search(request: Request, body: handlers.SearchOwnerStore, user: CurrentUser) -> DocumentsPublic:
-    return _documents(await handlers.search_owner_store(_ctx(request), body, user=user))
+async def search(body: SearchOwnerStore, user: CurrentUser, deps: Deps) -> DocumentsPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        found = await handlers.search_owner_store(tx, body, deps=deps, user=user)
+    return _documents(found)
 
 
 @router.post(
@@ -389,8 +300,9 @@ async def search(request: Request, body: handlers.SearchOwnerStore, user: Curren
     summary="Fill a component with a paper from the owner's store (no new upload); emits document.reused",
     responses={200: {"description": "this paper already fills that component: the same document"}},
 )  # fmt: skip
-async def reuse(request: Request, response: Response, code: str, body: handlers.ReuseDocument, user: CurrentUser) -> DocumentPublic:
-    doc, created = await handlers.reuse(_ctx(request), code, body, user=user)
+async def reuse(response: Response, code: str, body: ReuseDocument, user: CurrentUser, deps: Deps) -> DocumentPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        doc, created = await handlers.reuse(tx, code, body, user=user)
     response.status_code = 201 if created else 200
     return _document(doc)
 
@@ -400,39 +312,35 @@ async def reuse(request: Request, response: Response, code: str, body: handlers.
     summary="Intake digitization done: every required component digitized or reused (emits dossier.digitized once)",
     responses={409: {"description": "components still missing (listed)"}},
 )  # fmt: skip
-async def complete_intake(
-    request: Request, response: Response, code: str, body: handlers.CompleteIntake, user: CurrentUser
-) -> CompletionPublic:
-    row, created = await handlers.complete_intake(_ctx(request), code, body, user=user)
+async def complete_intake(response: Response, code: str, body: CompleteIntake, user: CurrentUser, deps: Deps) -> CompletionPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        row, created = await handlers.complete_intake(tx, code, body, user=user)
     response.status_code = 201 if created else 200
     return CompletionPublic.model_validate(row, from_attributes=True)
 
 
-def _accesses(rows: list[store.DocumentAccess], total: int) -> AccessesPublic:
-    data = [AccessPublic(**r.model_dump(exclude={"owner_key", "owner_hint"}), owner=r.owner_hint) for r in rows]  # type: ignore[arg-type]
-    return AccessesPublic(data=data, count=total)
-
-
 @router.get("/document-accesses", response_model=AccessesPublic, tags=["audit"], summary="The access audit (auditor, admin)")
 async def accesses(
-    request: Request,
     user: CurrentUser,
+    deps: Deps,
     dossier_code: Annotated[str | None, Query(max_length=64)] = None,
     document_id: Annotated[str | None, Query(max_length=36)] = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> AccessesPublic:
-    query = handlers.AccessQuery(dossier_code=dossier_code, document_id=document_id, actor=actor, limit=limit, offset=offset)
-    return _accesses(*await handlers.access_log(_ctx(request), query, user=user))
+    query = AccessQuery(dossier_code=dossier_code, document_id=document_id, actor=actor, limit=limit, offset=offset)
+    async with deps.db.reading() as tx:
+        return _accesses(*await handlers.access_log(tx, query, deps=deps, user=user))
 
 
 @router.post(
     "/document-accesses/search", response_model=AccessesPublic, tags=["audit"],
     summary="The access audit of one person (id number in the body, not the URL) (auditor, admin)",
 )  # fmt: skip
-async def accesses_of(request: Request, body: handlers.AccessQuery, user: CurrentUser) -> AccessesPublic:
-    return _accesses(*await handlers.access_log(_ctx(request), body, user=user))
+async def accesses_of(body: AccessQuery, user: CurrentUser, deps: Deps) -> AccessesPublic:
+    async with deps.db.reading() as tx:
+        return _accesses(*await handlers.access_log(tx, body, deps=deps, user=user))
 
 
 # ---- certified electronic copies -----------------------------------------------------------
@@ -444,20 +352,23 @@ async def accesses_of(request: Request, body: handlers.AccessQuery, user: Curren
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file", "dossier_code", "paper_name", "owner_id_number"],
         "properties": {"file": {"type": "string", "format": "binary"},
-                       **{name: {"type": "string"} for name in handlers.CertifyCopy.model_fields}}}}}}},
+                       **{name: {"type": "string"} for name in CertifyCopy.model_fields}}}}}}},
 )  # fmt: skip
 async def certify(
     request: Request,
     user: CurrentUser,
+    deps: Deps,
     x_content_sha256: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["X-Content-SHA256"])] = None,
     repr_digest: Annotated[str | None, Header(description=_CHECKSUM_HEADERS["Repr-Digest"])] = None,
 ) -> DocumentPublic:
-    ctx = _ctx(request)
-    handlers.require(user, *handlers.OFFICIALS)
-    received = await _receive(request, ctx)
+    handlers.require(user, *CASE_WORKERS)  # refuse before reading the body
+    received = await _receive(request, deps)
     try:
-        cmd = _metadata(handlers.CertifyCopy, received.fields)
-        doc = await handlers.certify_copy(ctx, received.file, cmd, user=user, content_sha256=x_content_sha256, repr_digest=repr_digest)
+        cmd = _metadata(CertifyCopy, received.fields)
+        async with deps.db.unit_of_work(actor=user.subject) as tx:
+            doc = await handlers.certify_copy(
+                tx, received.file, cmd, deps=deps, user=user, content_sha256=x_content_sha256, repr_digest=repr_digest
+            )
     finally:
         received.discard()
     return _document(doc)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
-from shared.forms import format_date, format_instant, mask_id_number
+from shared.vntext import format_date, format_instant, mask_id_number
 
 PDF = "application/pdf"
 

@@ -16,8 +16,13 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
 
-from services.digitization.domain import CERTIFICATION_TITLE, Certification, MediaType, certification_lines
-from shared.forms import FONT_FAMILY, Agency, _FormPdf, _paragraph, _start
+from services.digitization.domain import (
+    CERTIFICATION_TITLE,
+    Certification,
+    MediaType,
+    certification_lines,
+)
+from shared.pdf import FONT_FAMILY, Agency, FormPdf, start_form, write_paragraph
 
 # Scanners write the date of the scan into nothing we keep: a conversion's bytes depend on the image alone.
 _FIXED_DATE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -121,10 +126,10 @@ _POINTS_PER_MM = 72 / _MM_PER_INCH
 
 def render_certification(target: Path, c: Certification, *, lookup_url: str) -> SignaturePlace:
     """The certification page (lời chứng), A4, with an empty box where the unit's signature goes."""
-    pdf = _FormPdf(number="—", title="Lời chứng", dossier_code=c.dossier_code)
+    pdf = FormPdf(number="—", title="Lời chứng", dossier_code=c.dossier_code)
     pdf._footer = f"Lời chứng bản sao điện tử số {c.number} – Mã hồ sơ: {c.dossier_code}"
     pdf.alias_nb_pages()
-    _start(
+    start_form(
         pdf,
         agency=Agency(name=c.agency, place=c.place),
         title=CERTIFICATION_TITLE,
@@ -133,7 +138,7 @@ def render_certification(target: Path, c: Certification, *, lookup_url: str) -> 
         issued=c.certified_at,
     )
     for line in certification_lines(c):
-        _paragraph(pdf, line)
+        write_paragraph(pdf, line)
     pdf.ln(4)
     x = pdf.l_margin + pdf.epw / 2
     w = pdf.epw / 2

@@ -6,8 +6,9 @@ Files in, files out: a document is never held whole in memory here beyond what p
 
 from __future__ import annotations
 
+import logging
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -28,7 +29,11 @@ from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
-from shared.forms import FONT_FAMILY, _font_files
+from services.digitization import pki
+from services.digitization.settings import DigitizationSettings
+from shared.pdf import FONT_FAMILY, font_files
+
+log = logging.getLogger("motcua.digitization")
 
 Box = tuple[int, int, int, int]
 
@@ -72,6 +77,15 @@ class SignatureReport:
     modified_after_signing: bool
     changes_allowed: bool
     summary: str
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """A document's signatures as pyHanko reads them, and whether the stored bytes still hash to their name."""
+
+    sha256: str
+    sha256_matches: bool
+    reports: list[SignatureReport] = field(default_factory=list)
 
 
 class _KeyOnceSigner(signers.SimpleSigner):
@@ -123,12 +137,23 @@ def load_signer(pkcs12_file: Path, password: str | None, extra_roots: tuple[Path
     )
 
 
+def load_unit_signer(settings: DigitizationSettings) -> UnitSigner:
+    """The unit's certificate; outside production, one made for this installation when none is configured."""
+    p12, password = settings.signing_pkcs12_file, settings.signing_pkcs12_password
+    secret = password.get_secret_value() if password else None
+    if p12 is None:  # production refuses this in settings
+        dev = pki.ensure_dev_pki(settings.dev_pki_dir)
+        log.warning("no DIGITIZATION_SIGNING_PKCS12_FILE: signing with the development certificate in %s", dev.pkcs12)
+        p12, secret = dev.pkcs12, dev.password
+    return load_signer(p12, secret, tuple(settings.signing_trust_roots))
+
+
 @cache
 def _stamp_style(font_size: int) -> TextStampStyle:
     return TextStampStyle(
         stamp_text="%(block)s",
         text_box_style=TextBoxStyle(
-            font=GlyphAccumulatorFactory(str(_font_files()[""]), font_size=font_size), leading=font_size + 3
+            font=GlyphAccumulatorFactory(str(font_files()[""]), font_size=font_size), leading=font_size + 3
         ),
         inner_content_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MID, margins=Margins.uniform(4)

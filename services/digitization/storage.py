@@ -3,6 +3,9 @@
 One small interface, two backends: the local file system (the default) and an S3-compatible
 bucket. ``put`` streams: chunks are spooled to a temporary file while they are hashed, then the
 file is moved (local) or uploaded (S3) under its hash; nothing holds a whole file in memory.
+
+A use case stores files through ``put_blob``: the blob is registered in its unit of work, and a blob
+that call created is deleted again when the unit of work rolls back, so a failed request leaves nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +15,16 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
+
+from services.digitization import store
+from services.digitization.settings import DigitizationSettings
+from shared.db import Database, UnitOfWork
 
 CHUNK = 256 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -233,3 +242,56 @@ class S3FileStore:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
             self.client.create_bucket(Bucket=self.bucket)
+
+
+def make_file_store(settings: DigitizationSettings) -> FileStore:
+    """The configured file store (blocking: an S3 bucket may be checked or created)."""
+    if settings.storage_backend == "s3":
+        assert settings.s3_bucket is not None
+        s3 = S3FileStore(
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            spool_dir=settings.files_root / ".tmp",
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key.get_secret_value() if settings.s3_secret_access_key else None,
+        )
+        if settings.s3_create_bucket:
+            s3.ensure_bucket()
+        return s3
+    return LocalFileStore(settings.files_root)
+
+
+# ---- blobs in a unit of work ------------------------------------------------------------
+
+
+async def put_blob(tx: UnitOfWork, files: FileStore, path: Path, media_type: str) -> Blob:
+    """Store a file and register it in ``tx``; if ``tx`` rolls back, a blob this call created is deleted again."""
+    blob = await files.put(file_chunks(path))
+    await store.lock_blob(session=tx.session, sha256=blob.sha256)
+    if not await files.exists(blob.sha256):
+        # A failed request deleted the bytes it had created between our put and our lock: put them again.
+        blob = await files.put(file_chunks(path))
+    if blob.created:
+        tx.after_rollback(partial(_forget, tx.db, files, blob.sha256))
+    await store.add_blob(
+        session=tx.session,
+        blob=store.StoredBlob(sha256=blob.sha256, size=blob.size, media_type=media_type, created_at=tx.now),
+    )
+    return blob
+
+
+async def discard_unregistered(tx: UnitOfWork, files: FileStore, sha256s: Iterable[str]) -> None:
+    """Delete the blobs no committed row registers, each under its lock (held until ``tx`` ends)."""
+    for sha256 in sha256s:
+        await store.lock_blob(session=tx.session, sha256=sha256)
+        if not await store.blob_known(session=tx.session, sha256=sha256):
+            with suppress(Exception):
+                await files.delete(sha256)
+
+
+async def _forget(db: Database, files: FileStore, sha256: str) -> None:
+    """After a rollback: the blob is unreferenced unless another request registered it since."""
+    async with db.unit_of_work() as cleanup:
+        await discard_unregistered(cleanup, files, [sha256])

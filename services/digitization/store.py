@@ -9,6 +9,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Column, DateTime, Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.counters import UnitCounter
+
 
 def _ts(nullable: bool = True) -> datetime | None:
     return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))  # type: ignore[return-value]
@@ -128,6 +130,10 @@ class IntakeCompletion(SQLModel, table=True):
     reused: int
 
 
+# The unit's certified-copy numbers of the year; the row lock orders concurrent copies across replicas.
+COPY_NUMBERS = UnitCounter("copy_sequences", period="year")
+
+
 # ---- dossiers -------------------------------------------------------------------
 
 
@@ -182,8 +188,8 @@ def add(*, session: AsyncSession, row: SQLModel) -> None:
 
 
 async def get(*, session: AsyncSession, document_id: str, lock: bool = False) -> Document | None:
-    """A document by id."""
-    return await session.get(Document, document_id, with_for_update=lock)
+    """A document by id; ``lock``: ``FOR UPDATE``, and read again even when this session holds it already."""
+    return await session.get(Document, document_id, with_for_update=lock, populate_existing=lock)
 
 
 async def same_upload(*, session: AsyncSession, dossier_code: str, stage: str, component_key: str, original_sha256: str) -> Document | None:
@@ -276,22 +282,7 @@ async def accesses(
     return list(result.all()), total
 
 
-# ---- numbering and completion ---------------------------------------------------------
-
-
-async def next_copy_number(*, session: AsyncSession, unit: str, year: int) -> int:
-    """The unit's next certified-copy number of the year; the row lock orders concurrent copies across replicas."""
-    result = await session.execute(
-        sa.text(
-            """
-            INSERT INTO copy_sequences (unit, year, last) VALUES (:unit, :year, 1)
-            ON CONFLICT (unit, year) DO UPDATE SET last = copy_sequences.last + 1
-            RETURNING last
-            """
-        ),
-        {"unit": unit, "year": year},
-    )
-    return result.scalar_one()
+# ---- completion -----------------------------------------------------------------------
 
 
 async def completion(*, session: AsyncSession, dossier_code: str) -> IntakeCompletion | None:

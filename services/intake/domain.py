@@ -17,6 +17,7 @@ from shared.calendar import TimeLimit, TimeUnit, WorkingCalendar, due_at
 from shared.calendar import province_of as calendar_province_of
 from shared.clock import local
 from shared.fees import FeeItem, FeeLine, FeeUnit, PagesNeeded, assess
+from shared.status import NationalStatus
 
 SEED_FILE = Path(__file__).with_name("seed") / "procedures.json"
 SEED_EFFECTIVE_FROM = date(2000, 1, 1)
@@ -31,33 +32,23 @@ class OnlineLevel(StrEnum):
     IN_PERSON = "in_person"
 
 
-STATUS_NAMES: dict[int, str] = {
-    1: "Mới đăng ký",
-    2: "Được tiếp nhận",
-    3: "Không được tiếp nhận",
-    4: "Đang xử lý",
-    5: "Yêu cầu bổ sung giấy tờ",
-    6: "Yêu cầu thực hiện nghĩa vụ tài chính",
-    7: "Công dân yêu cầu rút hồ sơ",
-    8: "Dừng xử lý",
-    9: "Đã xử lý xong",
-    10: "Đã trả kết quả",
-}
-OPEN_STATUSES = frozenset({2, 4, 5, 6})
 # What each workflow event means for the status shown to the citizen and pushed to the portal.
-STATUS_BY_EVENT: dict[str, int] = {
-    "vn.motcua.case.assigned.v1": 4,
-    "vn.motcua.case.supplement_requested.v1": 5,
-    "vn.motcua.case.transferred.v1": 4,
-    "vn.motcua.case.transfer_returned.v1": 4,
-    "vn.motcua.case.approved.v1": 4,
-    "vn.motcua.case.rejected.v1": 3,
-    "vn.motcua.case.payment_awaited.v1": 6,
-    "vn.motcua.case.clock_resumed.v1": 4,
-    "vn.motcua.case.stopped.v1": 8,
-    "vn.motcua.case.result_ready.v1": 9,
-    "vn.motcua.case.returned.v1": 10,
+STATUS_BY_EVENT: dict[str, NationalStatus] = {
+    "vn.motcua.case.assigned.v1": NationalStatus.PROCESSING,
+    "vn.motcua.case.supplement_requested.v1": NationalStatus.SUPPLEMENT_REQUESTED,
+    "vn.motcua.case.transferred.v1": NationalStatus.PROCESSING,
+    "vn.motcua.case.transfer_returned.v1": NationalStatus.PROCESSING,
+    "vn.motcua.case.approved.v1": NationalStatus.PROCESSING,
+    "vn.motcua.case.rejected.v1": NationalStatus.NOT_ACCEPTED,
+    "vn.motcua.case.payment_awaited.v1": NationalStatus.AWAITING_PAYMENT,
+    "vn.motcua.case.clock_resumed.v1": NationalStatus.PROCESSING,
+    "vn.motcua.case.stopped.v1": NationalStatus.STOPPED,
+    "vn.motcua.case.result_ready.v1": NationalStatus.RESOLVED,
+    "vn.motcua.case.returned.v1": NationalStatus.RETURNED,
 }
+
+# The form a not-accepted record is issued on, by outcome; out-of-scope guidance has none.
+NOT_ACCEPTED_FORMS: dict[str, str] = {"incomplete": "02", "refused": "03"}
 
 
 @dataclass(frozen=True)

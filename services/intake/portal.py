@@ -1,9 +1,9 @@
 """Status push-back to the provincial portal: every status change of an online dossier, at least once, in order.
 
-Rows are written by the handlers in the same transaction as the change (``portal_pushes``);
-this loop sends the oldest unsent row of each dossier, so a later status never overtakes an
-earlier one, and backs off per dossier while the portal is down. Several replicas share the
-work through ``FOR UPDATE SKIP LOCKED``.
+Rows are written by the handlers in the same transaction as the change (``queue_push``, in the
+portal's wire format); the loop (``PortalPusher``) sends the oldest unsent row of each dossier, so
+a later status never overtakes an earlier one, and backs off per dossier while the portal is down.
+Several replicas share the work through ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from prometheus_client import Counter, Gauge
@@ -20,7 +20,8 @@ from prometheus_client import Counter, Gauge
 from services.intake import store
 from services.intake.settings import IntakeSettings
 from shared import webhooks
-from shared.db import Database
+from shared.db import Database, UnitOfWork
+from shared.status import STATUS_NAMES, NationalStatus
 
 log = logging.getLogger("motcua.intake.portal")
 
@@ -29,6 +30,38 @@ for _outcome in ("accepted", "failed"):
     PUSHES.labels(_outcome)  # at 0 from the start: rate()/increase() then see the first push (shared/metrics.py)
 PUSH_BACKLOG = Gauge("motcua_portal_push_backlog", "Status pushes not yet accepted by the portal")
 PUSH_OLDEST_AGE = Gauge("motcua_portal_push_oldest_age_seconds", "Age of the oldest push not yet accepted")
+ONLINE_CHANNEL = 2  # KenhThucHien: the dossier came through the portal
+
+
+def status_payload(dossier: store.Dossier, status: NationalStatus, *, at: datetime) -> dict[str, object]:
+    """The portal's document of one status change (DOMAIN.md §7.2–7.4 fields)."""
+    return {
+        "MaHoSo": dossier.code,
+        "MaHoSoCongDVC": dossier.portal_dossier_id,
+        "MaTTHC": dossier.procedure_code,
+        "TrangThaiHoSo": int(status),
+        "TenTrangThai": STATUS_NAMES[status],
+        "KenhThucHien": ONLINE_CHANNEL,
+        "NgayTiepNhan": dossier.received_at.isoformat(),
+        "NgayHenTra": dossier.appointment_at.isoformat(),
+        "ThoiDiem": at.isoformat(),
+    }
+
+
+def queue_push(tx: UnitOfWork, dossier: store.Dossier, *, status: NationalStatus) -> None:
+    """Owe the portal one status push, in the transaction of the change; sent in order per dossier."""
+    now = tx.now
+    store.add(
+        session=tx.session,
+        row=store.PortalPush(
+            dossier_code=dossier.code,
+            portal_dossier_id=dossier.portal_dossier_id or "",
+            status=int(status),
+            payload=status_payload(dossier, status, at=now),
+            created_at=now,
+            next_attempt_at=now,
+        ),
+    )
 
 
 class PortalPusher:
@@ -99,7 +132,7 @@ class PortalPusher:
         return None
 
     async def _report_backlog(self) -> None:
-        async with self.db.sessions() as session:
-            count, age = await store.push_backlog(session=session, now=self.db.clock.now())
+        async with self.db.reading() as tx:
+            count, age = await store.push_backlog(session=tx.session, now=tx.now)
         PUSH_BACKLOG.set(count)
         PUSH_OLDEST_AGE.set(age)

@@ -10,6 +10,9 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import Column, DateTime, Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.counters import UnitCounter
+from shared.status import NationalStatus
+
 
 class ProcedureVersion(SQLModel, table=True):
     """One published version of a procedure; a dossier keeps the version it was received under."""
@@ -68,7 +71,7 @@ class Dossier(SQLModel, table=True):
     appointment_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     legal_due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     fee: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    status: int = 2
+    status: int = NationalStatus.ACCEPTED
     received_by: str
     idempotency_key: str | None = Field(default=None, max_length=128)
 
@@ -198,13 +201,8 @@ async def delete_calendar_day(*, session: AsyncSession, province: str, day: date
 # ---- dossiers ---------------------------------------------------------------
 
 
-_NEXT_SEQUENCE = sa.text(
-    """
-    INSERT INTO dossier_sequences (unit, day, last) VALUES (:unit, :day, 1)
-    ON CONFLICT (unit, day) DO UPDATE SET last = dossier_sequences.last + 1
-    RETURNING last
-    """
-)
+# The unit's dossier numbers per day; not-accepted records count in the same table under a ``#R`` marker.
+DOSSIER_NUMBERS = UnitCounter("dossier_sequences", period="day")
 # A core INSERT: a reception writes one dossier and never reads it back in the same transaction, so the ORM's
 # object construction and unit-of-work flush (about a tenth of intake's CPU per reception, profiled) buy nothing.
 _INSERT_DOSSIER = sa.insert(Dossier.__table__)  # type: ignore[attr-defined]
@@ -212,8 +210,7 @@ _INSERT_DOSSIER = sa.insert(Dossier.__table__)  # type: ignore[attr-defined]
 
 async def next_sequence(*, session: AsyncSession, unit: str, day: date) -> int:
     """The unit's next dossier number for the day; the row lock serialises concurrent receptions across replicas."""
-    result = await session.execute(_NEXT_SEQUENCE, {"unit": unit, "day": day})
-    return result.scalar_one()
+    return await DOSSIER_NUMBERS.next(session=session, unit=unit, period=day)
 
 
 async def insert_dossier(*, session: AsyncSession, values: dict[str, Any]) -> Dossier:

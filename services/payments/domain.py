@@ -13,10 +13,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, Protocol
 
+from shared.clock import VN_TZ
 from shared.fees import FeeItem, FeeLine, FeeUnit, PagesNeeded, assess
 
 # ---- fee assessment ---------------------------------------------------------------------------
@@ -341,7 +342,53 @@ def fee_qr(
     )
 
 
+class Payable(Protocol):
+    """What a payment request's QR is made of."""
+
+    id: str
+    dossier_code: str
+    procedure_name: str
+    amount: int
+    bank_bin: str | None
+    account: str | None
+    card: bool
+
+
+def qr_payload(payment: Payable) -> str | None:
+    """The VietQR payload of a payment (None when its unit has no collection account configured)."""
+    if not payment.bank_bin or not payment.account:
+        return None
+    return encode(
+        fee_qr(
+            bank_bin=payment.bank_bin, account=payment.account, card=payment.card, amount=payment.amount,
+            dossier_code=payment.dossier_code, payment=payment.id, procedure_name=payment.procedure_name,
+        )
+    )  # fmt: skip
+
+
 # ---- transfers: what a confirmation does to a request --------------------------------------------
+
+# The provider (and source) of a fee taken in cash at the counter.
+COUNTER = "counter"
+
+
+@dataclass(frozen=True)
+class ReportedTransfer:
+    """A transfer as a callback or a statement line reports it."""
+
+    provider: str
+    transaction_id: str
+    amount: int
+    currency: str
+    reference: str
+    occurred_at: datetime
+    source: Literal["callback", "statement"]
+    account: str | None = None
+    payment_id: str | None = None
+    failed: bool = False
+    message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
 
 
 class TransferOutcome(StrEnum):
@@ -393,6 +440,11 @@ class StatementLine:
     reference: str
     transaction_id: str
     currency: str = "VND"
+
+
+def day_start(day: date) -> datetime:
+    """The first instant of a day in Vietnam (statements book by local day)."""
+    return datetime.combine(day, time(0, 0), VN_TZ)
 
 
 class StatementError(ValueError):

@@ -1,4 +1,4 @@
-"""Payments use cases: one async function per command or consumed event.
+"""Payments use cases: one async function per HTTP command, query or consumed event, and ``subscriptions(deps)``.
 
 Every change of a payment goes through ``_confirm``, ``_close`` or ``refund``: each checks the state
 machine in ``domain``, writes the new state, one event and one audit line in the caller's transaction.
@@ -9,22 +9,32 @@ arrives, and however many replicas take it at once, a request is paid once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from services.payments import domain, store
-from services.payments.domain import PaymentStatus, TransferOutcome
-from services.payments.settings import PaymentsSettings
-from shared.auth import Principal, Role
-from shared.clock import VN_TZ, local
+from services.payments import domain, printing, store
+from services.payments.deps import PaymentsDeps
+from services.payments.domain import (
+    COUNTER,
+    PaymentStatus,
+    ReportedTransfer,
+    TransferOutcome,
+)
+from services.payments.models import (
+    CashPayment,
+    DismissTransfer,
+    MatchTransfer,
+    RefundRequest,
+    parse_callback,
+)
+from shared.auth import Principal
+from shared.clock import local
 from shared.consumer import PermanentError, Subscription
 from shared.db import UnitOfWork
 from shared.envelope import Envelope
@@ -35,78 +45,14 @@ from shared.events import (
     CopyCertified,
     DossierReceived,
     DossierWithdrawn,
-    Event,
     PaymentConfirmed,
     PaymentFailed,
     PaymentLine,
     PaymentRefunded,
     PaymentRequested,
 )
+from shared.roles import Role
 from shared.webhooks import check_signed_request
-
-COUNTER = "counter"
-
-# ---- commands ---------------------------------------------------------------------------------
-
-
-class ProviderCallback(BaseModel):
-    """What a bank or the payment platform reports about one transaction (HMAC-signed)."""
-
-    transaction_id: str = Field(min_length=1, max_length=128, description="the provider's id: a repeat is the same transaction")
-    status: Literal["succeeded", "failed"] = "succeeded"
-    amount: int = Field(ge=0, description="whole VND credited")
-    currency: str = Field(default="VND", pattern=r"^[A-Z]{3}$")
-    reference: str = Field(default="", max_length=500, description="the transfer memo (nội dung chuyển khoản)")
-    payment_id: str | None = Field(default=None, max_length=16, description="when the platform carries the request id itself")
-    account: str | None = Field(default=None, max_length=19, description="the collection account credited")
-    paid_at: AwareDatetime | None = None
-    message: str | None = Field(default=None, max_length=500, description="why a failed payment failed")
-
-
-class CashPayment(BaseModel):
-    """A clerk takes the fee in cash at the counter."""
-
-    amount: int = Field(gt=0, description="whole VND handed over; must equal the fee")
-    payer_name: str | None = Field(default=None, max_length=200)
-    note: str | None = Field(default=None, max_length=500)
-
-
-class RefundRequest(BaseModel):
-    """A leader refunds a paid fee."""
-
-    reason: str = Field(min_length=5, max_length=2000)
-
-
-class MatchTransfer(BaseModel):
-    """A clerk or leader says which request a held transfer pays."""
-
-    payment_id: str = Field(min_length=1, max_length=16)
-    note: str | None = Field(default=None, max_length=2000)
-    accept_difference: bool = Field(default=False, description="a leader accepts an amount that differs from the fee")
-
-
-class DismissTransfer(BaseModel):
-    """A leader closes a held transfer that pays no request (e.g. the money went back to the payer)."""
-
-    reason: str = Field(min_length=5, max_length=2000)
-
-
-@dataclass(frozen=True)
-class ReportedTransfer:
-    """A transfer as a callback or a statement line reports it."""
-
-    provider: str
-    transaction_id: str
-    amount: int
-    currency: str
-    reference: str
-    occurred_at: datetime
-    source: Literal["callback", "statement"]
-    account: str | None = None
-    payment_id: str | None = None
-    failed: bool = False
-    message: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,23 +93,35 @@ async def _audit(
             from_status=from_status,
             to_status=payment.status if payment else None,
             actor=actor or _actor(tx),
-            at=tx.db.clock.now(),
+            at=tx.now,
             details={k: v for k, v in details.items() if v is not None},
         ),
     )
 
 
-def can_see(user: Principal, payment: store.Payment) -> bool:
+def _can_see(user: Principal, row: store.Payment | store.FeeDossier) -> bool:
     """Officials of the processing or the receiving unit, and machine accounts whose token covers it."""
-    return user.can_see(payment.unit) or (payment.receiving_unit is not None and user.can_see(payment.receiving_unit))
+    return user.can_see(row.unit) or (row.receiving_unit is not None and user.can_see(row.receiving_unit))
 
 
-async def visible(session: AsyncSession, payment_id: str, user: Principal, *, lock: bool = False) -> store.Payment:
+async def _visible(tx: UnitOfWork, payment_id: str, user: Principal, *, lock: bool = False) -> store.Payment:
     """The payment, or 404 when it does not exist or lies outside the caller's units."""
-    payment = await store.get(session=session, payment_id=payment_id, lock=lock)
-    if payment is None or not can_see(user, payment):
+    payment = await store.get(session=tx.session, payment_id=payment_id, lock=lock)
+    if payment is None or not _can_see(user, payment):
         raise NotFound("payment", payment_id)
     return payment
+
+
+async def _visible_transfer(tx: UnitOfWork, transfer_id: int, user: Principal) -> store.Transfer:
+    """The transfer, row-locked, or 404 when it does not exist or its unit lies outside the caller's units."""
+    transfer = await store.transfer(session=tx.session, transfer_id=transfer_id, lock=True)
+    if transfer is None or (transfer.unit is not None and not user.can_see(transfer.unit)):
+        raise NotFound("transfer", str(transfer_id))
+    return transfer
+
+
+def _units(user: Principal) -> list[str] | None:
+    return None if "*" in user.units else sorted(user.units)
 
 
 def _conflict_state(payment: store.Payment, wanted: str) -> Conflict:
@@ -179,15 +137,15 @@ async def _request(
     lines: list[dict[str, Any]],
     *,
     basis: str,
-    settings: PaymentsSettings,
+    deps: PaymentsDeps,
     replaces: str | None = None,
 ) -> store.Payment:
     """A new pending request for the lines (once per dossier and basis), with ``payment.requested``."""
     existing = await store.by_basis(session=tx.session, dossier_code=dossier.code, basis=basis)
     if existing is not None:
         return existing
-    now = tx.db.clock.now()
-    account = settings.account_for(dossier.unit)
+    now = tx.now
+    account = deps.settings.account_for(dossier.unit)
     amount = sum(int(line["amount"]) for line in lines)
     payment = store.Payment(
         id=domain.payment_id(os.urandom(8)),
@@ -206,7 +164,7 @@ async def _request(
         account=account.account if account else None,
         card=account.card if account else False,
         created_at=now,
-        expires_at=now + timedelta(seconds=settings.payment_ttl_seconds),
+        expires_at=now + timedelta(seconds=deps.settings.payment_ttl_seconds),
         replaces_payment_id=replaces,
     )
     store.add(session=tx.session, row=payment)
@@ -228,7 +186,7 @@ async def _request(
     return payment
 
 
-async def assess_received(tx: UnitOfWork, event: DossierReceived, envelope: Envelope, *, settings: PaymentsSettings) -> None:
+async def on_dossier_received(tx: UnitOfWork, event: DossierReceived, envelope: Envelope, *, deps: PaymentsDeps) -> None:
     """Assess the fee of a received dossier from its procedure version's lines; request payment when something is due."""
     try:
         lines = (
@@ -259,13 +217,13 @@ async def assess_received(tx: UnitOfWork, event: DossierReceived, envelope: Enve
     if not await store.remember(session=tx.session, dossier=dossier):
         return  # the same dossier announced again: its fee is already assessed
     if assessment.payable:
-        await _request(tx, dossier, [domain.item_json(i) for i in assessment.items], basis="reception", settings=settings)
+        await _request(tx, dossier, [domain.item_json(i) for i in assessment.items], basis="reception", deps=deps)
     for report in await store.unassessed_page_reports(session=tx.session, dossier_code=dossier.code):
-        await _assess_report(tx, dossier, report, settings=settings)
+        await _assess_report(tx, dossier, report, deps=deps)
 
 
 async def _assess_report(
-    tx: UnitOfWork, dossier: store.FeeDossier, report: store.PageReport, *, settings: PaymentsSettings
+    tx: UnitOfWork, dossier: store.FeeDossier, report: store.PageReport, *, deps: PaymentsDeps
 ) -> store.Payment | None:
     """The waiting per-page lines of a dossier, priced for one certified copy's pages."""
     report.assessed = True
@@ -279,37 +237,30 @@ async def _assess_report(
     if not assessment.payable:
         return None
     return await _request(
-        tx, dossier, [domain.item_json(i) for i in assessment.items], basis=f"copy:{report.copy_id}", settings=settings
+        tx, dossier, [domain.item_json(i) for i in assessment.items], basis=f"copy:{report.copy_id}", deps=deps
     )
 
 
-async def assess_certified_copy(
-    tx: UnitOfWork, *, dossier_code: str, copy_id: str, pages: int, copies: int = 1, settings: PaymentsSettings
-) -> store.Payment | None:
-    """A certified copy's pages were counted: request its per-page fee (kept until the dossier is known)."""
-    if pages < 1 or copies < 1:
-        raise PermanentError(f"copy {copy_id} of {dossier_code}: pages and copies must be at least 1")
+async def on_copy_certified(tx: UnitOfWork, event: CopyCertified, envelope: Envelope, *, deps: PaymentsDeps) -> None:
+    """Digitization made a certified copy and counted its pages (the certification page not counted): request its
+    per-page fee (the count is kept until the dossier is known)."""
+    if event.pages < 1 or event.copies < 1:
+        raise PermanentError(f"copy {event.copy_id} of {event.dossier_code}: pages and copies must be at least 1")
     report = store.PageReport(
-        dossier_code=dossier_code, copy_id=copy_id[:128], pages=pages, copies=copies, reported_at=tx.db.clock.now()
-    )
+        dossier_code=event.dossier_code, copy_id=event.copy_id[:128], pages=event.pages, copies=event.copies,
+        reported_at=tx.now,
+    )  # fmt: skip
     if not await store.park_page_report(session=tx.session, report=report):
-        return None  # this copy was reported before
-    dossier = await store.dossier(session=tx.session, code=dossier_code, lock=True)
+        return  # this copy was reported before
+    dossier = await store.dossier(session=tx.session, code=event.dossier_code, lock=True)
     if dossier is None:
-        return None  # the dossier's own event has not arrived yet: assess_received picks the report up
-    parked = await store.unassessed_page_reports(session=tx.session, dossier_code=dossier_code)
+        return  # the dossier's own event has not arrived yet: on_dossier_received picks the report up
+    parked = await store.unassessed_page_reports(session=tx.session, dossier_code=event.dossier_code)
     mine = next(r for r in parked if r.copy_id == report.copy_id)
-    return await _assess_report(tx, dossier, mine, settings=settings)
+    await _assess_report(tx, dossier, mine, deps=deps)
 
 
-async def on_copy_certified(tx: UnitOfWork, event: CopyCertified, envelope: Envelope, *, settings: PaymentsSettings) -> None:
-    """Digitization made a certified copy and counted its pages (the certification page not counted)."""
-    await assess_certified_copy(
-        tx, dossier_code=event.dossier_code, copy_id=event.copy_id, pages=event.pages, copies=event.copies, settings=settings
-    )
-
-
-async def on_withdrawn(tx: UnitOfWork, event: DossierWithdrawn, envelope: Envelope) -> None:
+async def on_dossier_withdrawn(tx: UnitOfWork, event: DossierWithdrawn, envelope: Envelope) -> None:
     """A withdrawn dossier owes nothing more: its pending requests fail."""
     dossier = await store.dossier(session=tx.session, code=event.dossier_code, lock=True)
     if dossier is not None:
@@ -330,7 +281,7 @@ async def _confirm(
     provider: str,
     provider_transaction_id: str,
     paid_at: datetime,
-    settings: PaymentsSettings,
+    deps: PaymentsDeps,
     transfer: store.Transfer | None = None,
     actor: str | None = None,
 ) -> None:
@@ -341,7 +292,7 @@ async def _confirm(
     except domain.IllegalTransition:
         raise _conflict_state(payment, "paid") from None
     year = local(paid_at).year
-    sequence = await store.next_receipt_sequence(session=tx.session, unit=payment.unit, year=year)
+    sequence = await store.RECEIPT_NUMBERS.next(session=tx.session, unit=payment.unit, period=year)
     payment.status = PaymentStatus.PAID.value
     payment.paid_at = paid_at
     payment.channel = channel
@@ -349,13 +300,15 @@ async def _confirm(
     payment.provider_transaction_id = provider_transaction_id
     payment.confirmed_by = actor or _actor(tx)
     payment.receipt_year, payment.receipt_sequence = year, sequence
-    payment.receipt_number = domain.receipt_number(settings.receipt_number_format, unit=payment.unit, year=year, sequence=sequence)
+    payment.receipt_number = domain.receipt_number(
+        deps.settings.receipt_number_format, unit=payment.unit, year=year, sequence=sequence
+    )
     tx.session.add(payment)
     await tx.emit(
         PaymentConfirmed(
             dossier_code=payment.dossier_code,
             unit=payment.unit,
-            occurred_at=tx.db.clock.now(),
+            occurred_at=tx.now,
             payment_id=payment.id,
             amount=Decimal(payment.amount),
             channel=channel,
@@ -383,7 +336,7 @@ async def _close(
     """pending → failed or expired, with ``payment.failed`` and an audit line."""
     before = payment.status
     domain.transition(payment.status, to)
-    now = tx.db.clock.now()
+    now = tx.now
     payment.status, payment.failed_at, payment.failure_reason = to.value, now, reason
     tx.session.add(payment)
     await tx.emit(
@@ -414,9 +367,9 @@ async def _payment_for(tx: UnitOfWork, reported: ReportedTransfer) -> store.Paym
     return None
 
 
-async def record_transfer(tx: UnitOfWork, reported: ReportedTransfer, *, settings: PaymentsSettings) -> TransferResult:
+async def _record_transfer(tx: UnitOfWork, reported: ReportedTransfer, *, deps: PaymentsDeps) -> TransferResult:
     """Record a transfer once per provider transaction id and apply it: confirm, flag, hold or fail."""
-    now = tx.db.clock.now()
+    now = tx.now
     row = store.Transfer(
         provider=reported.provider,
         provider_transaction_id=reported.transaction_id,
@@ -425,7 +378,7 @@ async def record_transfer(tx: UnitOfWork, reported: ReportedTransfer, *, setting
         currency=reported.currency,
         reference=reported.reference,
         account=reported.account,
-        unit=settings.unit_of_account(reported.account),
+        unit=deps.settings.unit_of_account(reported.account),
         occurred_at=reported.occurred_at,
         received_at=now,
         outcome="received",
@@ -457,7 +410,7 @@ async def record_transfer(tx: UnitOfWork, reported: ReportedTransfer, *, setting
         assert payment is not None
         await _confirm(
             tx, payment, channel="online", provider=reported.provider, provider_transaction_id=reported.transaction_id,
-            paid_at=min(reported.occurred_at, now), settings=settings, transfer=transfer,
+            paid_at=min(reported.occurred_at, now), deps=deps, transfer=transfer,
         )  # fmt: skip
     elif outcome is TransferOutcome.AMOUNT_MISMATCH:
         assert payment is not None
@@ -493,27 +446,26 @@ async def record_transfer(tx: UnitOfWork, reported: ReportedTransfer, *, setting
     return TransferResult(transfer, outcome.value, False, payment)
 
 
-async def check_callback(
-    tx: UnitOfWork, provider: str, *, settings: PaymentsSettings, timestamp: str | None, signature: str | None, body: bytes
-) -> None:
-    """Refuse an unknown provider, and a forged, stale or replayed request."""
+async def take_callback(
+    tx: UnitOfWork, provider: str, body: bytes, *, timestamp: str | None, signature: str | None, deps: PaymentsDeps
+) -> TransferResult:
+    """A signed confirmation (or failure) from a bank or the payment platform. An unknown provider, and a forged,
+    stale or replayed request, are refused before the body is read."""
+    settings = deps.settings
     if provider not in settings.callback_secrets:
         raise NotFound("payment provider", provider)
     await check_signed_request(
         tx.session, secret=settings.callback_secrets[provider], timestamp=timestamp, given=signature, body=body,
-        now=tx.db.clock.now(), max_age_seconds=settings.callback_max_age_seconds, who=f"Provider {provider!r}",
+        now=tx.now, max_age_seconds=settings.callback_max_age_seconds, who=f"Provider {provider!r}",
     )  # fmt: skip
-
-
-async def take_callback(tx: UnitOfWork, provider: str, cmd: ProviderCallback, *, settings: PaymentsSettings) -> TransferResult:
-    """A signed confirmation (or failure) from a bank or the payment platform."""
+    cmd = parse_callback(body)
     reported = ReportedTransfer(
         provider=provider,
         transaction_id=cmd.transaction_id,
         amount=cmd.amount,
         currency=cmd.currency,
         reference=cmd.reference,
-        occurred_at=cmd.paid_at or tx.db.clock.now(),
+        occurred_at=cmd.paid_at or tx.now,
         source="callback",
         account=cmd.account,
         payment_id=cmd.payment_id,
@@ -521,14 +473,17 @@ async def take_callback(tx: UnitOfWork, provider: str, cmd: ProviderCallback, *,
         message=cmd.message,
         raw=cmd.model_dump(mode="json"),
     )
-    return await record_transfer(tx, reported, settings=settings)
+    return await _record_transfer(tx, reported, deps=deps)
+
+
+# ---- counter, refunds, reissues ----------------------------------------------------------------
 
 
 async def take_cash(
-    tx: UnitOfWork, payment_id: str, cmd: CashPayment, *, user: Principal, idempotency_key: str | None, settings: PaymentsSettings
+    tx: UnitOfWork, payment_id: str, cmd: CashPayment, *, deps: PaymentsDeps, user: Principal, idempotency_key: str | None
 ) -> tuple[store.Payment, bool]:
     """A clerk takes the fee in cash at the counter; (payment, newly paid). A repeated Idempotency-Key gives the first answer."""
-    payment = await visible(tx.session, payment_id, user, lock=True)
+    payment = await _visible(tx, payment_id, user, lock=True)
     reference = f"{payment.unit}:{idempotency_key}" if idempotency_key else f"cash-{uuid.uuid4()}"
     if idempotency_key:
         earlier = await store.transfer_by_provider_id(session=tx.session, provider=COUNTER, provider_transaction_id=reference)
@@ -543,7 +498,7 @@ async def take_cash(
             422, "amount-mismatch", "The amount differs from the fee",
             f"amount: {cmd.amount} VND handed over, {payment.amount} VND due.", due=payment.amount,
         )  # fmt: skip
-    now = tx.db.clock.now()
+    now = tx.now
     transfer = await store.insert_transfer(
         session=tx.session,
         transfer=store.Transfer(
@@ -557,72 +512,20 @@ async def take_cash(
         raise Conflict("The same cash payment is being recorded right now; repeat the request.")
     await _confirm(
         tx, payment, channel="counter", provider=COUNTER, provider_transaction_id=reference, paid_at=now,
-        settings=settings, transfer=transfer, actor=user.subject,
+        deps=deps, transfer=transfer, actor=user.subject,
     )  # fmt: skip
     return payment, True
 
 
-async def match_transfer(
-    tx: UnitOfWork, transfer_id: int, cmd: MatchTransfer, *, user: Principal, settings: PaymentsSettings
-) -> tuple[store.Transfer, store.Payment]:
-    """A person says which pending request a held transfer pays; it confirms that request."""
-    transfer = await store.transfer(session=tx.session, transfer_id=transfer_id, lock=True)
-    if transfer is None or (transfer.unit is not None and not user.can_see(transfer.unit)):
-        raise NotFound("transfer", str(transfer_id))
-    if transfer.outcome not in domain.HELD or transfer.resolved_at is not None:
-        raise Conflict(f"Transfer {transfer_id} is {transfer.outcome}; only held transfers are matched.", transfer_outcome=transfer.outcome)
-    payment = await visible(tx.session, cmd.payment_id, user, lock=True)
-    if payment.status != PaymentStatus.PENDING.value:
-        raise _conflict_state(payment, "paid")
-    if transfer.currency != "VND":
-        raise Conflict(f"Transfer {transfer_id} is in {transfer.currency}; a fee is paid in VND.")
-    if transfer.amount != payment.amount and not (cmd.accept_difference and Role.LEADER in user.roles):
-        raise Problem(
-            409, "amount-mismatch", "The amount differs from the fee",
-            f"Transfer {transfer_id} carries {transfer.amount} VND; payment {payment.id} is for {payment.amount} VND. "
-            "A leader may accept the difference (accept_difference).",
-            transfer_amount=transfer.amount, due=payment.amount,
-        )  # fmt: skip
-    now = tx.db.clock.now()
-    before = transfer.outcome
-    transfer.outcome, transfer.payment_id = TransferOutcome.CONFIRMED.value, payment.id
-    transfer.resolved_by, transfer.resolved_at = user.subject, now
-    transfer.note = cmd.note or f"matched by {user.subject} (was {before})"
-    tx.session.add(transfer)
-    await tx.session.flush()
-    await _confirm(
-        tx, payment, channel="online", provider=transfer.provider, provider_transaction_id=transfer.provider_transaction_id,
-        paid_at=min(transfer.occurred_at, now), settings=settings, transfer=transfer, actor=user.subject,
-    )  # fmt: skip
-    await _audit(
-        tx, "transfer_matched", payment=payment, transfer=transfer, from_status=PaymentStatus.PENDING.value,
-        actor=user.subject, was=before, note=cmd.note, difference=transfer.amount - payment.amount or None,
-    )  # fmt: skip
-    return transfer, payment
-
-
-async def dismiss_transfer(tx: UnitOfWork, transfer_id: int, cmd: DismissTransfer, *, user: Principal) -> store.Transfer:
-    """A leader closes a held transfer that pays no request, with the reason."""
-    transfer = await store.transfer(session=tx.session, transfer_id=transfer_id, lock=True)
-    if transfer is None or (transfer.unit is not None and not user.can_see(transfer.unit)):
-        raise NotFound("transfer", str(transfer_id))
-    if transfer.outcome not in domain.HELD or transfer.resolved_at is not None:
-        raise Conflict(f"Transfer {transfer_id} is not held.", transfer_outcome=transfer.outcome)
-    transfer.resolved_by, transfer.resolved_at, transfer.note = user.subject, tx.db.clock.now(), cmd.reason
-    tx.session.add(transfer)
-    await _audit(tx, "transfer_dismissed", transfer=transfer, actor=user.subject, reason=cmd.reason)
-    return transfer
-
-
 async def refund(tx: UnitOfWork, payment_id: str, cmd: RefundRequest, *, user: Principal) -> store.Payment:
     """paid → refunded, by a leader, with the reason."""
-    payment = await visible(tx.session, payment_id, user, lock=True)
+    payment = await _visible(tx, payment_id, user, lock=True)
     before = payment.status
     try:
         domain.transition(payment.status, PaymentStatus.REFUNDED)
     except domain.IllegalTransition:
         raise _conflict_state(payment, "refunded") from None
-    now = tx.db.clock.now()
+    now = tx.now
     payment.status = PaymentStatus.REFUNDED.value
     payment.refunded_at, payment.refund_reason, payment.refunded_by = now, cmd.reason, user.subject
     tx.session.add(payment)
@@ -636,9 +539,9 @@ async def refund(tx: UnitOfWork, payment_id: str, cmd: RefundRequest, *, user: P
     return payment
 
 
-async def reissue(tx: UnitOfWork, payment_id: str, *, user: Principal, settings: PaymentsSettings) -> tuple[store.Payment, bool]:
+async def reissue(tx: UnitOfWork, payment_id: str, *, deps: PaymentsDeps, user: Principal) -> tuple[store.Payment, bool]:
     """A failed or expired request is replaced by a new one for the same lines; (new payment, created)."""
-    old = await visible(tx.session, payment_id, user, lock=True)
+    old = await _visible(tx, payment_id, user, lock=True)
     if old.status not in (PaymentStatus.FAILED.value, PaymentStatus.EXPIRED.value):
         raise _conflict_state(old, "reissued (only failed or expired requests are)")
     dossier = await store.dossier(session=tx.session, code=old.dossier_code)
@@ -648,26 +551,73 @@ async def reissue(tx: UnitOfWork, payment_id: str, *, user: Principal, settings:
     earlier = await store.by_basis(session=tx.session, dossier_code=old.dossier_code, basis=basis)
     if earlier is not None:
         return earlier, False
-    return await _request(tx, dossier, old.lines, basis=basis, settings=settings, replaces=old.id), True
+    return await _request(tx, dossier, old.lines, basis=basis, deps=deps, replaces=old.id), True
 
 
 async def expire_due(tx: UnitOfWork, *, limit: int) -> int:
     """Expire the pending requests whose time is up (claimed with SKIP LOCKED: replicas share the work)."""
-    due = await store.due_to_expire(session=tx.session, now=tx.db.clock.now(), limit=limit)
+    due = await store.due_to_expire(session=tx.session, now=tx.now, limit=limit)
     for payment in due:
         await _close(tx, payment, PaymentStatus.EXPIRED, reason=f"not paid by {payment.expires_at.isoformat()}", actor="payments-sweep")
     return len(due)
 
 
+# ---- held transfers ----------------------------------------------------------------------------
+
+
+async def match_transfer(
+    tx: UnitOfWork, transfer_id: int, cmd: MatchTransfer, *, deps: PaymentsDeps, user: Principal
+) -> tuple[store.Transfer, store.Payment]:
+    """A person says which pending request a held transfer pays; it confirms that request."""
+    transfer = await _visible_transfer(tx, transfer_id, user)
+    if transfer.outcome not in domain.HELD or transfer.resolved_at is not None:
+        raise Conflict(f"Transfer {transfer_id} is {transfer.outcome}; only held transfers are matched.", transfer_outcome=transfer.outcome)
+    payment = await _visible(tx, cmd.payment_id, user, lock=True)
+    if payment.status != PaymentStatus.PENDING.value:
+        raise _conflict_state(payment, "paid")
+    if transfer.currency != "VND":
+        raise Conflict(f"Transfer {transfer_id} is in {transfer.currency}; a fee is paid in VND.")
+    if transfer.amount != payment.amount and not (cmd.accept_difference and Role.LEADER in user.roles):
+        raise Problem(
+            409, "amount-mismatch", "The amount differs from the fee",
+            f"Transfer {transfer_id} carries {transfer.amount} VND; payment {payment.id} is for {payment.amount} VND. "
+            "A leader may accept the difference (accept_difference).",
+            transfer_amount=transfer.amount, due=payment.amount,
+        )  # fmt: skip
+    now = tx.now
+    before = transfer.outcome
+    transfer.outcome, transfer.payment_id = TransferOutcome.CONFIRMED.value, payment.id
+    transfer.resolved_by, transfer.resolved_at = user.subject, now
+    transfer.note = cmd.note or f"matched by {user.subject} (was {before})"
+    tx.session.add(transfer)
+    await tx.session.flush()
+    await _confirm(
+        tx, payment, channel="online", provider=transfer.provider, provider_transaction_id=transfer.provider_transaction_id,
+        paid_at=min(transfer.occurred_at, now), deps=deps, transfer=transfer, actor=user.subject,
+    )  # fmt: skip
+    await _audit(
+        tx, "transfer_matched", payment=payment, transfer=transfer, from_status=PaymentStatus.PENDING.value,
+        actor=user.subject, was=before, note=cmd.note, difference=transfer.amount - payment.amount or None,
+    )  # fmt: skip
+    return transfer, payment
+
+
+async def dismiss_transfer(tx: UnitOfWork, transfer_id: int, cmd: DismissTransfer, *, user: Principal) -> store.Transfer:
+    """A leader closes a held transfer that pays no request, with the reason."""
+    transfer = await _visible_transfer(tx, transfer_id, user)
+    if transfer.outcome not in domain.HELD or transfer.resolved_at is not None:
+        raise Conflict(f"Transfer {transfer_id} is not held.", transfer_outcome=transfer.outcome)
+    transfer.resolved_by, transfer.resolved_at, transfer.note = user.subject, tx.now, cmd.reason
+    tx.session.add(transfer)
+    await _audit(tx, "transfer_dismissed", transfer=transfer, actor=user.subject, reason=cmd.reason)
+    return transfer
+
+
 # ---- statements and reconciliation ------------------------------------------------------------
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0, 0), VN_TZ)
-
-
 async def import_statement(
-    tx: UnitOfWork, provider: str, text: str, *, user: Principal, settings: PaymentsSettings
+    tx: UnitOfWork, provider: str, text: str, *, deps: PaymentsDeps, user: Principal
 ) -> tuple[store.Statement, list[dict[str, Any]]]:
     """Import a bank statement: each new line is recorded as a transfer (confirming its request once); every
     line says what became of it."""
@@ -675,7 +625,7 @@ async def import_statement(
         lines = domain.parse_statement(text)
     except domain.StatementError as exc:
         raise Problem(422, "invalid-statement", "The statement cannot be read", str(exc)) from None
-    now = tx.db.clock.now()
+    now = tx.now
     statement = store.Statement(provider=provider, uploaded_by=user.subject, uploaded_at=now, lines_total=len(lines), lines_new=0)
     store.add(session=tx.session, row=statement)
     await tx.session.flush()
@@ -691,14 +641,14 @@ async def import_statement(
             outcome = "already_imported"
         else:
             statement.lines_new += 1
-            result = await record_transfer(
+            result = await _record_transfer(
                 tx,
                 ReportedTransfer(
                     provider=provider, transaction_id=line.transaction_id, amount=line.amount, currency=line.currency,
-                    reference=line.reference, occurred_at=min(_day_start(line.booked_on), now), source="statement",
+                    reference=line.reference, occurred_at=min(domain.day_start(line.booked_on), now), source="statement",
                     raw={"statement_id": statement.id, "line": line.line},
                 ),
-                settings=settings,
+                deps=deps,
             )  # fmt: skip
             outcome = "already_recorded" if result.duplicate else result.outcome
             payment_id = result.payment.id if result.payment else None
@@ -710,14 +660,15 @@ async def import_statement(
     return statement, results
 
 
-async def day_report(session: AsyncSession, provider: str, day: date) -> dict[str, Any]:
+async def day_report(tx: UnitOfWork, provider: str, day: date) -> dict[str, Any]:
     """One provider's day: statement lines against the recorded transfers, and confirmations the statement lacks."""
+    session = tx.session
     lines = await store.statement_lines(session=session, provider=provider, day=day)
     transfers = {
         t.provider_transaction_id: t
         for t in await store.transfers_by_provider_ids(session=session, provider=provider, ids=[l.transaction_id for l in lines])
     }
-    start = _day_start(day)
+    start = domain.day_start(day)
     confirmed = await store.confirmed_online(session=session, provider=provider, start=start, end=start + timedelta(days=1))
     on_statements = await store.on_any_statement(session=session, provider=provider, ids=[t.provider_transaction_id for t in confirmed])
     missing_from_bank = [t for t in confirmed if t.provider_transaction_id not in on_statements]
@@ -765,70 +716,74 @@ async def day_report(session: AsyncSession, provider: str, day: date) -> dict[st
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def qr_payload(payment: store.Payment) -> str | None:
-    """The VietQR payload of a payment (None when its unit has no collection account configured)."""
-    if not payment.bank_bin or not payment.account:
-        return None
-    return domain.encode(
-        domain.fee_qr(
-            bank_bin=payment.bank_bin, account=payment.account, card=payment.card, amount=payment.amount,
-            dossier_code=payment.dossier_code, payment=payment.id, procedure_name=payment.procedure_name,
-        )
-    )  # fmt: skip
-
-
-def _units(user: Principal) -> list[str] | None:
-    return None if "*" in user.units else sorted(user.units)
-
-
 async def list_payments(
-    session: AsyncSession, user: Principal, *, dossier_code: str | None, status: str | None, limit: int, offset: int
+    tx: UnitOfWork, *, dossier_code: str | None, status: str | None, limit: int, offset: int, user: Principal
 ) -> tuple[list[store.Payment], int]:
     """A dossier's payments, or the caller's units' payments."""
     if dossier_code:
-        rows = [p for p in await store.of_dossier(session=session, dossier_code=dossier_code) if can_see(user, p)]
+        rows = [p for p in await store.of_dossier(session=tx.session, dossier_code=dossier_code) if _can_see(user, p)]
         rows = [p for p in rows if status is None or p.status == status]
         return rows[offset : offset + limit], len(rows)
-    return await store.search(session=session, units=_units(user), status=status, limit=limit, offset=offset)
+    return await store.search(session=tx.session, units=_units(user), status=status, limit=limit, offset=offset)
 
 
-async def assessment_of(session: AsyncSession, code: str, user: Principal) -> tuple[store.FeeDossier, list[store.Payment]]:
+async def get_payment(tx: UnitOfWork, payment_id: str, *, user: Principal) -> store.Payment:
+    """A payment the caller may see."""
+    return await _visible(tx, payment_id, user)
+
+
+async def payment_qr(tx: UnitOfWork, payment_id: str, *, user: Principal) -> str:
+    """The VietQR payload to pay a pending request with; 409 when there is nothing to pay or nowhere to pay it."""
+    payment = await _visible(tx, payment_id, user)
+    if payment.status != PaymentStatus.PENDING.value:
+        raise Conflict(f"Payment {payment_id} is {payment.status}: there is nothing to pay.", payment_status=payment.status)
+    payload = domain.qr_payload(payment)
+    if payload is None:
+        raise Problem(409, "no-collection-account", "No collection account", f"Unit {payment.unit} has no collection account configured.")
+    return payload
+
+
+async def receipt(tx: UnitOfWork, payment_id: str, *, deps: PaymentsDeps, user: Principal) -> tuple[store.Payment, bytes]:
+    """A paid (or since refunded) payment and its receipt as PDF (drawn in a thread); 409 before it is paid."""
+    payment = await _visible(tx, payment_id, user)
+    if payment.receipt_number is None:
+        raise Conflict(f"Payment {payment_id} is {payment.status}: a receipt exists only once it is paid.", payment_status=payment.status)
+    return payment, await asyncio.to_thread(printing.fee_receipt, payment, deps.settings)
+
+
+async def audit_trail(tx: UnitOfWork, payment_id: str, *, user: Principal) -> list[store.AuditLine]:
+    """A payment's audit lines."""
+    await _visible(tx, payment_id, user)
+    return await store.audit_of(session=tx.session, payment_id=payment_id)
+
+
+async def assessment_of(tx: UnitOfWork, code: str, *, user: Principal) -> tuple[store.FeeDossier, list[store.Payment]]:
     """What payments knows of a dossier's fee: the basis, what waits for pages, and the requests."""
-    dossier = await store.dossier(session=session, code=code)
-    if dossier is None or not (user.can_see(dossier.unit) or (dossier.receiving_unit and user.can_see(dossier.receiving_unit))):
+    dossier = await store.dossier(session=tx.session, code=code)
+    if dossier is None or not _can_see(user, dossier):
         raise NotFound("fee assessment of dossier", code)
-    return dossier, await store.of_dossier(session=session, dossier_code=code)
+    return dossier, await store.of_dossier(session=tx.session, dossier_code=code)
 
 
-async def held(session: AsyncSession, user: Principal, *, limit: int, offset: int) -> tuple[list[store.Transfer], int]:
+async def held(tx: UnitOfWork, *, limit: int, offset: int, user: Principal) -> tuple[list[store.Transfer], int]:
     """Transfers waiting for a person (unmatched, mismatched, or for a request no longer payable)."""
     return await store.held_transfers(
-        session=session, outcomes=[o.value for o in domain.HELD], units=_units(user), limit=limit, offset=offset
+        session=tx.session, outcomes=[o.value for o in domain.HELD], units=_units(user), limit=limit, offset=offset
     )
 
 
-async def audit_trail(session: AsyncSession, payment_id: str, user: Principal) -> list[store.AuditLine]:
-    """A payment's audit lines."""
-    await visible(session, payment_id, user)
-    return await store.audit_of(session=session, payment_id=payment_id)
+async def backlog(tx: UnitOfWork) -> tuple[int, int]:
+    """Pending requests, and transfers held for a person (the sweep's gauges)."""
+    return await store.backlog(session=tx.session, held_outcomes=[o.value for o in domain.HELD])
 
 
-def parse_callback(body: bytes) -> ProviderCallback:
-    """The callback body, or a 422 naming what is wrong."""
-    try:
-        return ProviderCallback.model_validate_json(body)
-    except ValidationError as exc:
-        errors = [{"location": [str(p) for p in e["loc"]], "message": e["msg"]} for e in exc.errors()]
-        detail = "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors[:5])
-        raise Problem(422, "validation-error", "The request is not valid", detail, errors=errors) from None
-
-
-def subscriptions(settings: PaymentsSettings) -> Subscription:
+def subscriptions(deps: PaymentsDeps) -> Subscription:
     """What payments listens to: reception and withdrawal from intake, certified copies' pages from digitization."""
-    handlers: dict[type[Event], Any] = {
-        DossierReceived: partial(assess_received, settings=settings),
-        DossierWithdrawn: on_withdrawn,
-        CopyCertified: partial(on_copy_certified, settings=settings),
-    }
-    return Subscription(producers=(INTAKE, DIGITIZATION), handlers=handlers)
-
+    return Subscription(
+        producers=(INTAKE, DIGITIZATION),
+        handlers={
+            DossierReceived: partial(on_dossier_received, deps=deps),
+            DossierWithdrawn: on_dossier_withdrawn,
+            CopyCertified: partial(on_copy_certified, deps=deps),
+        },
+    )

@@ -10,6 +10,11 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import Column, DateTime, Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.counters import UnitCounter
+
+# Receipt numbers: per unit and calendar year, gapless (a rolled-back confirmation gives its number back).
+RECEIPT_NUMBERS = UnitCounter("receipt_sequences", period="year")
+
 
 class FeeDossier(SQLModel, table=True):
     """A received dossier, with what its fee is assessed from (the procedure version's lines and the dossier's counts)."""
@@ -231,29 +236,12 @@ async def due_to_expire(*, session: AsyncSession, now: datetime, limit: int) -> 
     return list(result.all())
 
 
-async def next_receipt_sequence(*, session: AsyncSession, unit: str, year: int) -> int:
-    """The unit's next receipt number for the year; the row lock serialises concurrent confirmations across replicas."""
-    result = await session.execute(
-        sa.text(
-            """
-            INSERT INTO receipt_sequences (unit, year, last) VALUES (:unit, :year, 1)
-            ON CONFLICT (unit, year) DO UPDATE SET last = receipt_sequences.last + 1
-            RETURNING last
-            """
-        ),
-        {"unit": unit, "year": year},
-    )
-    return result.scalar_one()
-
-
-async def backlog(*, session: AsyncSession) -> tuple[int, int]:
-    """Pending requests, and transfers held for a person."""
+async def backlog(*, session: AsyncSession, held_outcomes: list[str]) -> tuple[int, int]:
+    """Pending requests, and transfers held for a person (of the outcomes that hold one, not yet resolved)."""
     pending = (await session.execute(sa.select(sa.func.count()).where(Payment.status == "pending"))).scalar_one()
     held = (
         await session.execute(
-            sa.select(sa.func.count()).where(
-                col(Transfer.outcome).in_(("amount_mismatch", "unmatched", "not_payable")), col(Transfer.resolved_at).is_(None)
-            )
+            sa.select(sa.func.count()).where(col(Transfer.outcome).in_(held_outcomes), col(Transfer.resolved_at).is_(None))
         )
     ).scalar_one()
     return pending, held

@@ -9,21 +9,21 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.reporting import domain, handlers
 from services.reporting.api import router
-from services.reporting.handlers import ReportRules
+from services.reporting.deps import ReportingDeps
 from services.reporting.metrics import BusinessGauges
 from services.reporting.settings import ReportingSettings
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, SystemClock
 from shared.db import Database
-from shared.service import BackgroundLoop, build_app
+from shared.service import build_app
 
 
-def report_rules(settings: ReportingSettings) -> ReportRules:
-    """What the report routes need besides the database, from the settings."""
+def report_rules(settings: ReportingSettings) -> domain.ReportRules:
+    """What the reports need besides the database, from the settings."""
     calendar = WorkingCalendar(
         start_of_day=settings.office_opens, end_of_day=settings.office_closes, cutoff=settings.office_closes
     )
-    return ReportRules(
+    return domain.ReportRules(
         calendar=calendar,
         near_due_threshold=settings.near_due_threshold,
         near_due_unit=settings.near_due_unit,
@@ -33,27 +33,27 @@ def report_rules(settings: ReportingSettings) -> ReportRules:
     )
 
 
+def reporting_deps(settings: ReportingSettings, rules: domain.ReportRules, db: Database, clock: Clock) -> ReportingDeps:
+    """Reporting's dependencies over a database and a clock."""
+    return ReportingDeps(db=db, clock=clock, settings=settings, rules=rules, horizons=domain.Horizons(rules))
+
+
 def create_app(settings: ReportingSettings | None = None, *, clock: Clock | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
     """The reporting service."""
     settings = settings or ReportingSettings()
     rules = report_rules(settings)
-
-    def loops(app: FastAPI) -> list[BackgroundLoop]:
-        # The per-unit business gauges of /metrics (services/reporting/metrics.py), recomputed in the background.
-        return [BusinessGauges(app.state.db, rules, interval=settings.metrics_refresh_seconds)]
-
-    app = build_app(
+    return build_app(
         settings,
         title="motcua reporting",
         description="Báo cáo: the plan's rates, the 766 index, the accountability list and each dossier's audit trail.",
         routers=[router],
-        subscription=handlers.subscriptions(settings.procedure_fields, report_rules(settings)),
+        deps=lambda db, clock: reporting_deps(settings, rules, db, clock),
+        subscriptions=handlers.subscriptions,
+        # The per-unit business gauges of /metrics (services/reporting/metrics.py), recomputed in the background.
+        loops=lambda deps: [BusinessGauges(deps.db, deps.rules, interval=deps.settings.metrics_refresh_seconds)],
         clock=clock,
         span_exporter=span_exporter,
-        loops=loops,
     )
-    app.state.report_rules = rules
-    return app
 
 
 def rebuild(settings: ReportingSettings | None = None) -> int:
@@ -61,11 +61,12 @@ def rebuild(settings: ReportingSettings | None = None) -> int:
     settings = settings or ReportingSettings()
 
     async def _run() -> int:
-        db = Database(
-            settings.database_url, service=settings.service, namespace=settings.kafka_topic_namespace, clock=SystemClock()
-        )
+        clock = SystemClock()
+        db = Database(settings.database_url, service=settings.service, namespace=settings.kafka_topic_namespace, clock=clock)
+        deps = reporting_deps(settings, report_rules(settings), db, clock)
         try:
-            return await handlers.rebuild(db, fields=settings.procedure_fields, rules=report_rules(settings))
+            async with db.unit_of_work(actor="reporting-rebuild") as tx:
+                return await handlers.rebuild(tx, deps=deps)
         finally:
             await db.dispose()
 

@@ -1,5 +1,5 @@
 """Reporting rules, pure (no I/O): the hash chain, how each event moves a dossier's facts, report units
-and periods, the plan's rates and the 766 index.
+and periods, the plan's rates, the 766 index and the rules a service reports by.
 
 What each figure counts is written next to it in the README ("Reports: what each figure counts");
 the rules here are the ones that section describes.
@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from dataclasses import field as dc_field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -834,3 +835,38 @@ LATE_COLUMNS: dict[str, str] = {
     "new_appointment_at": "Ngày hẹn trả mới",
     "explained": "Đã giải trình",
 }
+
+
+# ---- what the reports need besides the rows ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportRules:
+    """What the reports need besides the database: the calendar, the near-due threshold, targets and 766 points."""
+
+    calendar: WorkingCalendar
+    near_due_threshold: float = 1
+    near_due_unit: NearDueUnit = "working_days"
+    targets: Mapping[str, float] = dc_field(default_factory=dict)
+    indicators: tuple[IndicatorRule, ...] = ()
+    bands: tuple[tuple[float, str], ...] = DEFAULT_BANDS
+
+
+class Horizons:
+    """The near-due horizon at the end of each month, by the report rules: what the roll-up counts near due with."""
+
+    def __init__(self, rules: ReportRules) -> None:
+        self.rules = rules
+        self._known: dict[date, datetime] = {}
+
+    def __call__(self, month: date) -> datetime:
+        if month not in self._known:
+            end = month_period(month).end
+            self._known[month] = near_due_horizon(
+                end, self.rules.near_due_threshold, self.rules.near_due_unit, self.rules.calendar
+            )
+        return self._known[month]
+
+    def of(self, fact: Fact | None, rolled_through: date | None) -> dict[date, datetime]:
+        """The horizon of every month the dossier has roll-up rows in."""
+        return {m: self(m) for m in active_months(fact, rolled_through)} if fact is not None else {}

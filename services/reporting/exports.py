@@ -1,6 +1,7 @@
 """Reports as files: CSV (UTF-8 with a byte-order mark, so Excel reads the diacritics) and XLSX (openpyxl).
 
-Pure rendering: a title, Vietnamese column headers and rows in, bytes out. Instants are shown in Vietnam time.
+Pure rendering: a report in, its title, Vietnamese column headers and rows laid out, bytes out. Instants are shown
+in Vietnam time.
 """
 
 from __future__ import annotations
@@ -8,13 +9,21 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from services.reporting import domain
+from services.reporting.models import (
+    BreakdownPublic,
+    Index766Public,
+    LatePublic,
+    SummaryPublic,
+)
 from shared.clock import VN_TZ
 
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -65,3 +74,71 @@ def to_xlsx(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], *
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+# ---- the reports as files -------------------------------------------------------------------------------------------
+
+Format = Literal["csv", "xlsx"]
+
+_DIMENSION_HEADERS = {"field": "Lĩnh vực", "procedure": "Mã TTHC", "officer": "Cán bộ xử lý", "none": ""}
+_RATE_HEADERS = [f"{label} (%)" for _, _, label, _, _ in domain.RATES]
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """A report rendered as a file to download."""
+
+    name: str
+    media_type: str
+    body: bytes
+
+
+def _file(kind: str, fmt: Format, title: str, caption: str, headers: list[str], rows: list[list[Any]]) -> ReportFile:
+    if fmt == "csv":
+        body, media = to_csv(headers, rows), CSV_TYPE
+    else:
+        body, media = to_xlsx(title, headers, rows, caption=caption), XLSX_TYPE
+    return ReportFile(name=f"{kind}.{fmt}", media_type=media, body=body)
+
+
+def _figures(row: Any) -> list[Any]:
+    values = row.model_dump()
+    return [values[k] for k in domain.COUNTS] + [values["rates"][k]["percent"] for k, *_ in domain.RATES]
+
+
+def summary_file(report: SummaryPublic, fmt: Format) -> ReportFile:
+    """The standard report as one row."""
+    headers = ["Đơn vị", "Từ ngày", "Đến ngày", "Lĩnh vực", "Mã TTHC", *domain.COUNTS.values(), *_RATE_HEADERS]
+    row = [report.unit, report.from_, report.to, report.field, report.procedure, *_figures(report)]
+    caption = f"Báo cáo tình hình giải quyết TTHC: {report.unit}, {report.from_:%d/%m/%Y} - {report.to:%d/%m/%Y}"
+    return _file("bao-cao-tong-hop", fmt, "Tổng hợp", caption, headers, [row])
+
+
+def breakdown_file(report: BreakdownPublic, fmt: Format) -> ReportFile:
+    """A breakdown: every row of every period, each period's total after its rows."""
+    by = report.by
+    headers = ["Kỳ báo cáo", "Từ ngày", "Đến ngày", _DIMENSION_HEADERS[by] or "Nhóm", "Tên", *domain.COUNTS.values(), *_RATE_HEADERS]
+    rows = [
+        [p.label, p.from_, p.to, r.key, r.name, *_figures(r)] for p in report.data for r in [*p.rows, p.total]
+    ]
+    caption = f"Báo cáo chi tiết theo {(_DIMENSION_HEADERS[by] or 'kỳ').lower()}: {report.unit}"
+    return _file("bao-cao-chi-tiet", fmt, "Chi tiết", caption, headers, rows)
+
+
+def late_file(report: LatePublic, fmt: Format) -> ReportFile:
+    """The accountability list, one late dossier a row."""
+    rows = [[getattr(d, k) for k in domain.LATE_COLUMNS] for d in report.data]
+    caption = f"Danh sách hồ sơ trễ hạn: {report.unit}, {report.from_:%d/%m/%Y} - {report.to:%d/%m/%Y}"
+    return _file("ho-so-tre-han", fmt, "Trễ hạn", caption, list(domain.LATE_COLUMNS.values()), rows)
+
+
+def index_766_file(report: Index766Public, fmt: Format) -> ReportFile:
+    """The 766 index: one indicator a row, then the total and the score out of 100 with its band."""
+    headers = ["Mã chỉ tiêu", "Chỉ tiêu", "Tử số", "Mẫu số", "Tỷ lệ (%)", "Điểm tối đa", "Đạt điểm tối đa khi tỷ lệ (%)", "Điểm"]
+    rows: list[list[Any]] = [
+        [i.code, i.name, i.numerator, i.denominator, i.percent, i.max_points, i.full_at_percent, i.points] for i in report.indicators
+    ]
+    rows.append(["TONG", "Tổng điểm các chỉ tiêu tính được", None, None, None, report.max_points, None, report.total])
+    rows.append(["QUY_DOI", f"Quy đổi thang 100 (xếp loại: {report.band or ''})", None, None, None, 100, None, report.scaled])
+    caption = f"Chỉ số 766: {report.unit}, tháng {report.month}"
+    return _file("chi-so-766", fmt, "Chỉ số 766", caption, headers, rows)

@@ -1,50 +1,29 @@
-"""Reporting handlers: every event appends to its dossier's hash chain and updates the projections."""
+"""Reporting use cases: every dossier event appends to its dossier's hash chain and moves the projections; the reports,
+the 766 index, the accountability list and the timeline read them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from dataclasses import field as dc_field
 from datetime import date, datetime
 from functools import partial
 from typing import Any
-from weakref import WeakKeyDictionary
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from services.reporting import domain, store
-from shared.calendar import WorkingCalendar
+from services.reporting import domain, projections, store
+from services.reporting.deps import ReportingDeps
+from shared.auth import Principal
 from shared.consumer import Subscription
-from shared.db import Database, UnitOfWork
+from shared.db import UnitOfWork
 from shared.envelope import Envelope
+from shared.errors import NotFound, Problem
 from shared.events import PRODUCERS, Event, dossier_events, event_class
+from shared.roles import OFFICIALS
 from shared.telemetry import current_trace_id
 
-
-class Horizons:
-    """The near-due horizon at the end of each month, by the report rules: what the roll-up counts near due with."""
-
-    def __init__(self, rules: ReportRules) -> None:
-        self.rules = rules
-        self._known: dict[date, datetime] = {}
-
-    def __call__(self, month: date) -> datetime:
-        if month not in self._known:
-            end = domain.month_period(month).end
-            self._known[month] = domain.near_due_horizon(
-                end, self.rules.near_due_threshold, self.rules.near_due_unit, self.rules.calendar
-            )
-        return self._known[month]
-
-    def of(self, fact: domain.Fact | None, rolled_through: date | None) -> dict[date, datetime]:
-        """The horizon of every month the dossier has roll-up rows in."""
-        return {m: self(m) for m in domain.active_months(fact, rolled_through)} if fact is not None else {}
+# ---- events ---------------------------------------------------------------------------------------------------------
 
 
-async def record(
-    tx: UnitOfWork, event: Event, envelope: Envelope, *, fields: Mapping[str, str], horizons: Horizons
-) -> None:
-    """Append the event to its dossier's stream, then project it (``fields``: procedure code → field)."""
+async def on_dossier_event(tx: UnitOfWork, event: Event, envelope: Envelope, *, deps: ReportingDeps) -> None:
+    """Append the event to its dossier's stream, then project it (the settings' procedure fields name a missing field)."""
     head = await store.lock_head(session=tx.session, dossier_code=envelope.subject, genesis=domain.GENESIS)
     link = domain.ChainLink(
         sequence=head.sequence + 1,
@@ -66,7 +45,7 @@ async def record(
             source=link.source,
             unit=event.unit,
             time=envelope.time,
-            recorded_at=tx.db.clock.now(),
+            recorded_at=tx.now,
             actor=envelope.actor,
             trace_id=current_trace_id(),
             data=link.data,
@@ -74,172 +53,167 @@ async def record(
             hash=domain.link_hash(link),
         ),
     )
-    await project(
-        tx.session, event, actor=envelope.actor, fields=fields, horizons=horizons, now=tx.db.clock.now(), rollup=_rollup_of(tx)
+    await projections.project(
+        tx.session,
+        event,
+        actor=envelope.actor,
+        fields=deps.settings.procedure_fields,
+        horizons=deps.horizons,
+        now=tx.now,
+        rollup=projections.rollup_of(tx),
     )
 
 
-# The roll-up changes of each open transaction, written just before it commits (store.RollupDelta).
-_PENDING: WeakKeyDictionary[UnitOfWork, store.RollupDelta] = WeakKeyDictionary()
-
-
-def _rollup_of(tx: UnitOfWork) -> store.RollupDelta:
-    """The transaction's roll-up changes, flushed when it commits: once per batch, in key order."""
-    pending = _PENDING.get(tx)
-    if pending is None:
-        pending = _PENDING[tx] = store.RollupDelta()
-        tx.before_commit(partial(pending.flush, tx.session))
-    return pending
-
-
-async def project(
-    session: AsyncSession,
-    event: Event,
-    *,
-    actor: str | None,
-    fields: Mapping[str, str],
-    horizons: Horizons | None,
-    now: datetime | None = None,
-    rollup: store.RollupDelta | None = None,
-) -> None:
-    """Fold one event into its dossier's facts (the chain head lock held by the caller orders a dossier's events).
-
-    With ``horizons`` the monthly roll-up moves in the same transaction from what the dossier counted before the
-    event to what it counts after (both counted by the reports' own SQL); without, the caller counts it afterwards.
-    The move is added to ``rollup`` (written when the transaction commits), or without one written now.
-    """
-    stored = await store.get_fact(session=session, code=event.dossier_code)
-    fact = stored or domain.new_fact(event.dossier_code, event.unit)
-    folded = domain.fold(fact, event, actor=actor, fields=fields)
-    if not horizons:
-        await _save(session, event.dossier_code, folded)
-        return
-    pending = rollup if rollup is not None else store.RollupDelta()
-    # the roll-up reaches this month (``now``) before anything moves in it; held, it stays there until the commit
-    month = domain.month_of(now or event.occurred_at)
-    if pending.held is None or pending.held < month:
-        pending.held = await store.hold_rollup(session=session, month=month, horizons=horizons)
-    rolled = pending.held
-    was = horizons.of(stored, rolled)
-    before = pending.known(event.dossier_code, was)
-    if before is None:  # not yet counted by this transaction (its last event of the dossier left ``after`` = before)
-        before = await store.contributions(session=session, code=event.dossier_code, horizons=was)
-    await _save(session, event.dossier_code, folded)
-    months = horizons.of(folded.fact, rolled)
-    after = await store.contributions(session=session, code=event.dossier_code, horizons=months)
-    pending.add(event.dossier_code, before, after, months)
-    if rollup is None:
-        await pending.flush(session)
-
-
-async def _save(session: AsyncSession, code: str, folded: domain.Folded) -> None:
-    """Write what the event changed of the dossier's rows."""
-    await store.save_fact(session=session, fact=folded.fact)
-    await store.add_deadlines(session=session, code=code, changes=folded.deadlines)
-    await store.apply_feedback(session=session, code=code, unit=folded.fact.unit, changes=folded.feedback)
-
-
-async def rebuild(db: Database, *, fields: Mapping[str, str], rules: ReportRules) -> int:
+async def rebuild(tx: UnitOfWork, *, deps: ReportingDeps) -> int:
     """Empty the projections and replay reporting's own event log in the order it was applied; the events replayed.
 
     The roll-up is counted once at the end, a month per statement, by the same SQL the handlers count it with.
     One transaction: the consumer's appends and the reports (TRUNCATE locks the projections) wait for it.
     """
     replayed = 0
-    async with db.unit_of_work(actor="reporting-rebuild") as tx:
-        await store.lock_log(session=tx.session)
-        await store.truncate_projections(session=tx.session)
-        async for record in store.log_in_order(session=tx.session):
-            model = event_class(record.type)
-            if model is None:
-                raise ValueError(f"event_log row {record.id} has an unknown type {record.type!r}")
-            await project(tx.session, model.model_validate(record.data), actor=record.actor, fields=fields, horizons=None)
-            replayed += 1
-        await count_rollup(tx.session, Horizons(rules), through=domain.month_of(db.clock.now()))
+    await store.lock_log(session=tx.session)
+    await store.truncate_projections(session=tx.session)
+    async for record in store.log_in_order(session=tx.session):
+        model = event_class(record.type)
+        if model is None:
+            raise ValueError(f"event_log row {record.id} has an unknown type {record.type!r}")
+        await projections.project(
+            tx.session, model.model_validate(record.data), actor=record.actor, fields=deps.settings.procedure_fields, horizons=None
+        )
+        replayed += 1
+    await projections.count_rollup(tx.session, deps.horizons, through=domain.month_of(tx.now))
     return replayed
-
-
-async def count_rollup(session: AsyncSession, horizons: Horizons, *, through: date) -> None:
-    """Count the roll-up of every month from the dossiers' rows (into an empty roll-up), open ones ``through`` a month."""
-    rolled = f"({store.IN_MONTH}) OR (f.received_at < :end AND {store.IDLE_OPEN})"
-    for month in await store.rollup_months_of_facts(session=session, through=through):
-        where = rolled if month <= through else store.IN_MONTH
-        await store.count_rollup_month(session=session, month=month, horizon=horizons(month), where=where)
-    await store.set_rolled_through(session=session, month=through)
-
-
-def subscriptions(fields: Mapping[str, str], rules: ReportRules) -> Subscription:
-    """Reporting listens to every dossier event of every producer (calendar facts have no dossier stream)."""
-    handler = partial(record, fields=fields, horizons=Horizons(rules))
-    return Subscription(producers=PRODUCERS, handlers={model: handler for model in dossier_events()})
 
 
 # ---- reports (read-only use cases) ----------------------------------------------------------------------------------
 
 
+def _scope(user: Principal, unit: str) -> domain.Scope:
+    """The report scope of a unit code, if the caller's token covers it."""
+    scope = domain.parse_scope(unit)
+    if not domain.token_covers(user.units, scope):
+        raise Problem(403, "unit-forbidden", "Unit outside your token", f"Your token does not cover unit {unit!r}.")
+    return scope
+
+
+def _period(first: date, last: date) -> domain.Period:
+    try:
+        return domain.custom_period(first, last)
+    except ValueError as exc:
+        raise Problem(422, "validation-error", "The request is not valid", f"to: {exc}") from exc
+
+
+def _periods(
+    kind: domain.PeriodKind | None, year: int | None, number: int | None, first: date | None, last: date | None
+) -> list[domain.Period]:
+    """The periods of a breakdown: every week, month or quarter (or the ``number``-th) of a year, or one custom period."""
+    if kind is not None:
+        if year is None or first is not None or last is not None:
+            raise Problem(422, "validation-error", "The request is not valid", "period: give 'year' (and optionally 'number'), not 'from'/'to'.")
+        try:
+            return domain.periods(kind, year, number)
+        except ValueError as exc:
+            raise Problem(422, "validation-error", "The request is not valid", f"number: {exc}") from exc
+    if first is not None and last is not None:
+        return [_period(first, last)]
+    raise Problem(422, "validation-error", "The request is not valid", "give 'period' and 'year', or 'from' and 'to'.")
+
+
 async def summary(
-    db: Database,
-    rules: ReportRules,
+    tx: UnitOfWork,
+    unit: str,
+    first: date,
+    last: date,
     *,
-    scope: domain.Scope,
-    period: domain.Period,
     field: str | None = None,
     procedure: str | None = None,
+    deps: ReportingDeps,
+    user: Principal,
 ) -> dict[str, Any]:
-    """The standard table of one scope and period: every count and every plan rate."""
-    rows = await breakdown(db, rules, scope=scope, periods=[period], by="none", field=field, procedure=procedure)
-    return rows[0]["total"]
+    """The standard table of one unit (or roll-up) and period: the scope, every count and every plan rate."""
+    scope, period = _scope(user, unit), _period(first, last)
+    tables = await _tables(tx, deps.rules, scope=scope, periods=[period], by="none", field=field, procedure=procedure)
+    return {"scope": scope.code, **tables[0]["total"]}
 
 
 async def breakdown(
-    db: Database,
-    rules: ReportRules,
+    tx: UnitOfWork,
+    unit: str,
+    *,
+    by: store.Dimension,
+    period: domain.PeriodKind | None,
+    year: int | None,
+    number: int | None,
+    first: date | None,
+    last: date | None,
+    field: str | None = None,
+    procedure: str | None = None,
+    deps: ReportingDeps,
+    user: Principal,
+) -> dict[str, Any]:
+    """The standard table per period (``period`` and ``year``, or ``first`` to ``last``), one row per field, procedure
+    or officer, and each period's total; and the scope."""
+    scope = _scope(user, unit)
+    chosen = _periods(period, year, number, first, last)
+    tables = await _tables(tx, deps.rules, scope=scope, periods=chosen, by=by, field=field, procedure=procedure)
+    return {"scope": scope.code, "periods": tables}
+
+
+async def _tables(
+    tx: UnitOfWork,
+    rules: domain.ReportRules,
     *,
     scope: domain.Scope,
     periods: list[domain.Period],
     by: store.Dimension,
-    field: str | None = None,
-    procedure: str | None = None,
+    field: str | None,
+    procedure: str | None,
 ) -> list[dict[str, Any]]:
     """The standard table per period, one row per field, procedure or officer, and the period's total."""
     out = []
-    async with db.sessions() as session:
-        for period in periods:
-            horizon = domain.near_due_horizon(period.end, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
-            raw = await store.report_counts(
-                session=session, scope=scope, period=period, horizon=horizon, by=by, field=field, procedure=procedure
-            )
-            rows = [_row(r["key"], r["name"], r, rules) for r in raw]
-            totals = {k: sum(int(r[k]) for r in raw) for k in domain.COMPUTED}
-            out.append({"period": period, "rows": rows if by != "none" else [], "total": _row("", "Tổng", totals, rules)})
+    for period in periods:
+        horizon = domain.near_due_horizon(period.end, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
+        raw = await store.report_counts(
+            session=tx.session, scope=scope, period=period, horizon=horizon, by=by, field=field, procedure=procedure
+        )
+        rows = [_row(r["key"], r["name"], r, rules) for r in raw]
+        totals = {k: sum(int(r[k]) for r in raw) for k in domain.COMPUTED}
+        out.append({"period": period, "rows": rows if by != "none" else [], "total": _row("", "Tổng", totals, rules)})
     return out
 
 
-def _row(key: str, name: str, raw: Mapping[str, Any], rules: ReportRules) -> dict[str, Any]:
+def _row(key: str, name: str, raw: Mapping[str, Any], rules: domain.ReportRules) -> dict[str, Any]:
     counts = domain.complete_counts(raw)
     return {"key": key, "name": name, **counts, "rates": domain.rates(counts, rules.targets)}
 
 
 async def late_list(
-    db: Database,
+    tx: UnitOfWork,
+    unit: str,
+    first: date,
+    last: date,
     *,
-    scope: domain.Scope,
-    period: domain.Period,
     field: str | None = None,
     procedure: str | None = None,
-) -> list[dict[str, Any]]:
-    """The accountability list (DOMAIN §8.3) of a scope and period."""
-    async with db.sessions() as session:
-        return await store.late_dossiers(session=session, scope=scope, period=period, field=field, procedure=procedure)
+    user: Principal,
+) -> dict[str, Any]:
+    """The accountability list (DOMAIN §8.3) of a unit (or roll-up) and period, and the scope."""
+    scope, period = _scope(user, unit), _period(first, last)
+    rows = await store.late_dossiers(session=tx.session, scope=scope, period=period, field=field, procedure=procedure)
+    return {"scope": scope.code, "data": rows}
 
 
-async def index_766(db: Database, rules: ReportRules, *, scope: domain.Scope, period: domain.Period) -> dict[str, Any]:
-    """The 766 indicators a local system can compute for a scope and month, with points, total and band."""
+async def index_766(tx: UnitOfWork, unit: str, month: str, *, deps: ReportingDeps, user: Principal) -> dict[str, Any]:
+    """The 766 indicators a local system can compute for a unit (or roll-up) and month (``YYYY-MM``), with points,
+    total and band; and the scope."""
+    rules = deps.rules
+    scope = _scope(user, unit)
+    year, number = (int(x) for x in month.split("-"))
+    period = domain.periods("month", year, number)[0]
     horizon = domain.near_due_horizon(period.end, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
-    async with db.sessions() as session:
-        raw = await store.report_counts(session=session, scope=scope, period=period, horizon=horizon)
-        feedback_on_time, feedback_total = await store.feedback_counts(session=session, scope=scope, period=period)
-        times = await store.processing_times(session=session, scope=scope, period=period)
+    raw = await store.report_counts(session=tx.session, scope=scope, period=period, horizon=horizon)
+    feedback_on_time, feedback_total = await store.feedback_counts(session=tx.session, scope=scope, period=period)
+    times = await store.processing_times(session=tx.session, scope=scope, period=period)
     c = domain.complete_counts(raw[0] if raw else {})
     measured = {
         "PROGRESS_ON_TIME": (c["received_within_time"], c["received_total"]),
@@ -261,16 +235,54 @@ async def index_766(db: Database, rules: ReportRules, *, scope: domain.Scope, pe
          "average_working_days": domain.average_working_days(pairs, rules.calendar)}
         for (code, name), pairs in sorted(by_procedure.items())
     ]  # fmt: skip
-    return result
+    return {"scope": scope.code, **result}
 
 
-@dataclass(frozen=True)
-class ReportRules:
-    """What the reports need besides the database: the calendar, the near-due threshold, targets and 766 points."""
+# ---- a dossier's timeline -------------------------------------------------------------------------------------------
 
-    calendar: WorkingCalendar
-    near_due_threshold: float = 1
-    near_due_unit: domain.NearDueUnit = "working_days"
-    targets: Mapping[str, float] = dc_field(default_factory=dict)
-    indicators: tuple[domain.IndicatorRule, ...] = ()
-    bands: tuple[tuple[float, str], ...] = domain.DEFAULT_BANDS
+
+async def _visible_timeline(tx: UnitOfWork, code: str, *, user: Principal, by_time: bool) -> list[store.EventRecord]:
+    if not user.roles & OFFICIALS:
+        raise Problem(403, "role-forbidden", "Role not allowed", "Only officials and auditors read timelines.")
+    records = await store.timeline(session=tx.session, dossier_code=code, by_time=by_time)
+    if not records or not domain.token_covers(user.units, domain.parse_scope(records[0].unit)):
+        raise NotFound("dossier timeline", code)
+    return records
+
+
+async def timeline(tx: UnitOfWork, code: str, *, user: Principal) -> list[store.EventRecord]:
+    """A dossier's events in the order they happened, if the caller's token covers its unit."""
+    return await _visible_timeline(tx, code, user=user, by_time=True)
+
+
+async def verify(tx: UnitOfWork, code: str, *, user: Principal) -> dict[str, Any]:
+    """Whether a dossier's hash chain is intact: the events, the first broken link and the head."""
+    records = await _visible_timeline(tx, code, user=user, by_time=False)
+    links = [
+        (
+            domain.ChainLink(
+                sequence=r.sequence,
+                event_id=r.event_id,
+                type=r.type,
+                source=r.source,
+                time=domain.canonical_time(r.time),
+                data=r.data,
+                prev_hash=r.prev_hash,
+            ),
+            r.hash,
+        )
+        for r in records
+    ]
+    broken = domain.first_break(links)
+    return {
+        "intact": broken is None,
+        "events": len(records),
+        "first_broken_sequence": broken,
+        "head_hash": records[-1].hash if records else None,
+    }
+
+
+def subscriptions(deps: ReportingDeps) -> Subscription:
+    """Reporting listens to every dossier event of every producer (calendar facts have no dossier stream)."""
+    handler = partial(on_dossier_event, deps=deps)
+    return Subscription(producers=PRODUCERS, handlers={model: handler for model in dossier_events()})

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from prometheus_client import Gauge
 
 from services.reporting import domain
-from services.reporting.handlers import ReportRules
+from services.reporting.domain import ReportRules
 from shared.clock import VN_TZ
 from shared.db import Database
 from shared.sweep import PeriodicSweep
@@ -102,11 +102,11 @@ async def unit_figures(db: Database, rules: ReportRules) -> dict[str, UnitFigure
     now = db.clock.now()
     today: date = now.astimezone(VN_TZ).date()
     figures: dict[str, dict[str, int]] = {}
-    async with db.sessions() as session:
-        pending = await session.execute(_PENDING_SQL, {"now": now, "horizon": horizon_at(now, rules)})
+    async with db.reading() as tx:
+        pending = await tx.session.execute(_PENDING_SQL, {"now": now, "horizon": horizon_at(now, rules)})
         for row in pending.mappings():
             figures.setdefault(row["unit"], {}).update(pending=row["pending"], overdue=row["overdue"], near_due=row["near_due"])
-        received = await session.execute(_RECEIVED_SQL, {"today": today, "first": today.replace(day=1)})
+        received = await tx.session.execute(_RECEIVED_SQL, {"today": today, "first": today.replace(day=1)})
         for row in received.mappings():
             figures.setdefault(row["unit"], {}).update(received_day=row["day"], received_month=row["month"])
     return {unit: UnitFigures(**values) for unit, values in figures.items()}

@@ -51,6 +51,7 @@ from shared.events import (
     CaseTransferReturned,
     Event,
 )
+from shared.status import NationalStatus
 
 ReturnChannel = Literal["counter", "postal", "online"]
 
@@ -71,31 +72,19 @@ class CaseStatus(StrEnum):
     REJECTED = "rejected"
 
 
-NATIONAL_STATUS: dict[CaseStatus, int] = {
-    CaseStatus.ACCEPTED: 2,
-    CaseStatus.REJECTED: 3,
-    CaseStatus.IN_PROGRESS: 4,
-    CaseStatus.TRANSFERRED: 4,  # an inter-agency step is still processing
-    CaseStatus.APPROVED: 4,  # decided; the signed result (and the fee) not there yet
-    CaseStatus.SUPPLEMENT_REQUESTED: 5,
-    CaseStatus.AWAITING_PAYMENT: 6,
-    CaseStatus.WITHDRAWN: 7,
-    CaseStatus.STOPPED: 8,
-    CaseStatus.DONE: 9,
-    CaseStatus.RETURNED: 10,
-}
-
-NATIONAL_STATUS_NAME: dict[int, str] = {
-    1: "Mới đăng ký",
-    2: "Được tiếp nhận",
-    3: "Không được tiếp nhận",
-    4: "Đang xử lý",
-    5: "Yêu cầu bổ sung giấy tờ",
-    6: "Yêu cầu thực hiện nghĩa vụ tài chính",
-    7: "Công dân yêu cầu rút hồ sơ",
-    8: "Dừng xử lý",
-    9: "Đã xử lý xong",
-    10: "Đã trả kết quả",
+# The national status (TrangThaiHoSo) each case status counts as.
+NATIONAL_STATUS: dict[CaseStatus, NationalStatus] = {
+    CaseStatus.ACCEPTED: NationalStatus.ACCEPTED,
+    CaseStatus.REJECTED: NationalStatus.NOT_ACCEPTED,
+    CaseStatus.IN_PROGRESS: NationalStatus.PROCESSING,
+    CaseStatus.TRANSFERRED: NationalStatus.PROCESSING,  # an inter-agency step is still processing
+    CaseStatus.APPROVED: NationalStatus.PROCESSING,  # decided; the signed result (and the fee) not there yet
+    CaseStatus.SUPPLEMENT_REQUESTED: NationalStatus.SUPPLEMENT_REQUESTED,
+    CaseStatus.AWAITING_PAYMENT: NationalStatus.AWAITING_PAYMENT,
+    CaseStatus.WITHDRAWN: NationalStatus.WITHDRAWN,
+    CaseStatus.STOPPED: NationalStatus.STOPPED,
+    CaseStatus.DONE: NationalStatus.RESOLVED,
+    CaseStatus.RETURNED: NationalStatus.RETURNED,
 }
 
 FINAL = frozenset({CaseStatus.RETURNED, CaseStatus.WITHDRAWN, CaseStatus.STOPPED, CaseStatus.REJECTED})
@@ -823,6 +812,11 @@ def rate(state: CaseState) -> None:
     require(state, Action.RATE)
     if state.rated_at is not None:
         raise RuleViolation("already-rated", "This dossier has been rated already.")
+
+
+def can_rate(state: CaseState) -> bool:
+    """True while the applicant may still rate the dossier: returned, and not rated yet."""
+    return Action.RATE in ALLOWED[state.status] and state.rated_at is None
 
 
 def feedback_due_at(submitted_at: datetime, working_days: int, cal: WorkingCalendar) -> datetime:

@@ -27,6 +27,7 @@ from shared.events import (
     DossierReceived,
     Event,
 )
+from shared.vntext import format_vnd
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 
@@ -113,6 +114,28 @@ class RenderContext:
     unit_names: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class SignedLinks:
+    """The applicant's links to a dossier (status, rating, feedback), each carrying the dossier's signature."""
+
+    signature: str
+    status_url: str
+    rating_url: str
+    feedback_url: str
+
+
+def signed_links(ctx: RenderContext, code: str) -> SignedLinks:
+    """The dossier's signed links, as notifications, forms and officials hand them to the applicant."""
+    signature = rating_signature(ctx.rating_link_secret, code)
+    base = ctx.public_base_url.rstrip("/") + f"/api/v1/public/cases/{code}"
+    return SignedLinks(
+        signature=signature,
+        status_url=f"{base}?sig={signature}",
+        rating_url=f"{base}/rating?sig={signature}",
+        feedback_url=f"{base}/feedback?sig={signature}",
+    )
+
+
 # ---- what is owed -----------------------------------------------------------------------------
 
 
@@ -197,7 +220,7 @@ def format_time(value: str | datetime | None) -> str:
 
 def format_money(amount: int) -> str:
     """``50.000 đồng``: dots between thousands, as Vietnamese writes amounts."""
-    return f"{amount:,}".replace(",", ".") + " đồng"
+    return f"{format_vnd(amount)} đồng"
 
 
 def _collect_note(snapshot: Mapping[str, Any], ctx: RenderContext, unit_name: str) -> str:
@@ -222,8 +245,7 @@ def values(snapshot: Mapping[str, Any], ctx: RenderContext) -> dict[str, str]:
     """Every placeholder's text for this snapshot."""
     code = str(snapshot["dossier_code"])
     unit_name = ctx.unit_names.get(str(snapshot.get("unit") or ""), str(snapshot.get("unit") or ""))
-    base = ctx.public_base_url.rstrip("/") + f"/api/v1/public/cases/{code}"
-    signature = rating_signature(ctx.rating_link_secret, code)
+    links = signed_links(ctx, code)
     return {
         "dossier_code": code,
         "applicant_name": str(snapshot.get("applicant_name") or ""),
@@ -232,7 +254,7 @@ def values(snapshot: Mapping[str, Any], ctx: RenderContext) -> dict[str, str]:
         "appointment_at": format_time(snapshot.get("appointment_at")),
         "one_stop_name": ctx.one_stop_name,
         "unit_name": unit_name,
-        "lookup_url": f"{base}?sig={signature}",
+        "lookup_url": links.status_url,
         "supplement_reason": str(snapshot.get("supplement_reason") or ""),
         "supplement_items": "; ".join(snapshot.get("supplement_items") or []),
         "finished_at": format_time(snapshot.get("finished_at")),
@@ -241,7 +263,7 @@ def values(snapshot: Mapping[str, Any], ctx: RenderContext) -> dict[str, str]:
         "apology_reason": str(snapshot.get("apology_reason") or ""),
         "new_appointment_at": format_time(snapshot.get("new_appointment_at")),
         "returned_at": format_time(snapshot.get("returned_at")),
-        "rating_url": f"{base}/rating?sig={signature}",
+        "rating_url": links.rating_url,
     }
 
 
@@ -348,3 +370,8 @@ SAMPLE_FACTS: dict[str, Any] = {
     "new_appointment_at": "2026-12-02T17:00:00+07:00",
     "returned_at": "2026-11-27T14:00:00+07:00",
 }
+
+
+def preview(template: Template, ctx: RenderContext) -> Rendered:
+    """The template rendered for the sample dossier: how it reads and, for SMS, how many parts it takes."""
+    return render(template, SAMPLE_FACTS, ctx)

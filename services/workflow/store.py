@@ -282,14 +282,23 @@ async def set_flags(*, session: AsyncSession, code: str, changes: dict[str, Any]
 _OPEN_BY_DUE = (Case.due_at.is_(None), Case.due_at)
 
 
+# The units whose officials see a case: processing, receiving, and the agency of a running transfer.
+_SEEN_BY = ("unit", "receiving_unit", "transfer_agency")
+
+
+def units_seeing(case: Case) -> list[str]:
+    """The units whose officials see this case (the rule ``_visible`` applies in SQL)."""
+    return [unit for unit in (getattr(case, column) for column in _SEEN_BY) if unit]
+
+
 def _visible(units: frozenset[str]) -> Any:
     if "*" in units:
         return sa.true()
     wanted = list(units)
-    return sa.or_(Case.unit.in_(wanted), Case.receiving_unit.in_(wanted), Case.transfer_agency.in_(wanted))
+    return sa.or_(*(getattr(Case, column).in_(wanted) for column in _SEEN_BY))
 
 
-async def inbox(
+async def worklist(
     *,
     session: AsyncSession,
     units: frozenset[str],

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from tests.support.stack import Stack, random_unit
 
 

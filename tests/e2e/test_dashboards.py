@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from shared.devstack import free_port
+from motcua.devstack import free_port
 from shared.events import PRODUCERS
 from tests.support.api import VN, receive_dossier
 from tests.support.debian import unpacked_package

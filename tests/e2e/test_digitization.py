@@ -8,6 +8,7 @@ with the test CA in an NSS database, an independent verifier.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -28,8 +29,12 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw
 from pypdf import PdfReader, PdfWriter
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.digitization.pki import PkiFiles, write_test_pki
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from services.digitization.storage import LocalFileStore, put_blob
+from services.digitization.store import blob_known
+from shared.clock import SystemClock
+from shared.db import Database
 from shared.envelope import Envelope
 from shared.events import CaseReturned, DossierReceived, Event
 from tests.support.stack import Stack, eventually, random_unit
@@ -357,6 +362,54 @@ async def test_the_same_bytes_are_stored_once(scanner: Stack) -> None:
         await conn.close()
 
 
+async def test_the_same_upload_sent_at_once_keeps_one_document_and_no_stray_file(scanner: Stack) -> None:
+    unit = random_unit()
+    code = await received(scanner, unit)
+    scan = image_bytes("PNG", size=(1600, 2200))
+    async with scanner.client("digitization", "clerk", units=[unit]) as clerk:
+        before = stored_files(scanner)
+        responses = await asyncio.gather(
+            *(upload(clerk, scan, dossier_code=code, component_code="CT01", component_name="Tờ khai") for _ in range(5))
+        )
+        after = stored_files(scanner)
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 201], [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    first = responses[0].json()
+    # Each request sealed its own PDF; only the one that won the insert keeps its file.
+    assert {Path(p).name for p in after - before} == {first["sha256"], first["original_sha256"]}
+    conn = await asyncpg.connect(scanner.postgres.dsn(scanner.database("digitization")))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM documents WHERE dossier_code = $1", code) == 1
+        assert await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE key = $1 AND type = 'vn.motcua.document.digitized.v1'", code
+        ) == 1
+    finally:
+        await conn.close()
+
+
+async def test_a_failed_transaction_deletes_the_files_it_stored(scanner: Stack, tmp_path: Path) -> None:
+    db = Database(scanner.postgres.dsn(scanner.database("digitization")), service="digitization", namespace="t", clock=SystemClock())
+    files = LocalFileStore(tmp_path / "files")
+    fresh, known = tmp_path / "fresh.bin", tmp_path / "known.bin"
+    fresh.write_bytes(uuid.uuid4().bytes * 100)
+    known.write_bytes(uuid.uuid4().bytes * 100)
+    try:
+        async with db.unit_of_work() as tx:
+            kept = await put_blob(tx, files, known, "application/octet-stream")
+        with pytest.raises(RuntimeError):
+            async with db.unit_of_work() as tx:
+                made = await put_blob(tx, files, fresh, "application/octet-stream")
+                again = await put_blob(tx, files, known, "application/octet-stream")
+                assert made.created and not again.created and await files.exists(made.sha256)
+                raise RuntimeError("the request fails after storing its files")
+        assert not await files.exists(made.sha256) and await files.exists(kept.sha256)
+        async with db.reading() as tx:
+            assert not await blob_known(session=tx.session, sha256=made.sha256)
+            assert await blob_known(session=tx.session, sha256=kept.sha256)
+    finally:
+        await db.dispose()
+
+
 async def test_content_is_served_in_ranges(scanner: Stack) -> None:
     unit = random_unit()
     code = await received(scanner, unit)
@@ -424,6 +477,27 @@ async def test_a_leader_signs_the_result_and_an_independent_verifier_accepts_it(
     signed_events = [e["data"] for e in entries if e["type"] == "vn.motcua.document.signed.v1"]
     assert len(signed_events) == 1 and signed_events[0]["certificate_serial"] == report["certificate_serial"]
     assert signed_events[0]["kind"] == "result" and signed_events[0]["pages"] == 2
+
+
+async def test_a_result_signed_twice_at_once_is_signed_once(scanner: Stack) -> None:
+    unit = random_unit()
+    code = await received(scanner, unit)
+    async with (
+        scanner.client("digitization", "specialist", units=[unit]) as specialist,
+        scanner.client("digitization", "leader", units=[unit]) as leader,
+    ):
+        result = (await upload(specialist, pdf_bytes(2), dossier_code=code, stage="result", component_name="Kết quả")).json()
+        before = stored_files(scanner)
+        responses = await asyncio.gather(*(leader.post(f"/api/v1/documents/{result['id']}/sign") for _ in range(4)))
+        after = stored_files(scanner)
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+    assert len({r.json()["sha256"] for r in responses}) == 1
+    assert {Path(p).name for p in after - before} == {responses[0].json()["sha256"]}
+    conn = await asyncpg.connect(scanner.postgres.dsn(scanner.database("digitization")))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE key = $1 AND type = 'vn.motcua.document.signed.v1'", code) == 1
+    finally:
+        await conn.close()
 
 
 # ---- the citizen's store -------------------------------------------------------------------------

@@ -16,11 +16,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pypdf import PdfReader
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.localstack import ServiceProcess
 from shared.webhooks import signature as webhook_signature
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.envelope import Envelope
 from shared.events import CaseSupplementRequested
-from shared.localstack import ServiceProcess
 from tests.support.http_peer import HttpPeer
 from tests.support.stack import Stack, eventually, random_unit
 

@@ -34,8 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from services.workflow.notifications import VIETNAM
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.events import DocumentSigned, Event, PaymentConfirmed, PaymentRequested
 from tests.support.http_peer import serve
 from tests.support.stack import Stack, eventually, official, produce, random_unit

@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from motcua.devstack import EmbeddedPostgres
+from motcua.migrate import upgrade
 from services.workflow import notifications, store
 from services.workflow.notifications import RenderContext
 from services.workflow.senders import DeliveryError, NotificationSender
 from services.workflow.settings import WorkflowSettings
 from shared.clock import SystemClock
 from shared.db import Database
-from shared.devstack import EmbeddedPostgres
-from shared.migrate import upgrade
 from tests.support.stack import eventually
 
 CTX = RenderContext(public_base_url="http://x", rating_link_secret="s", one_stop_name="Bộ phận Một cửa", unit_names={})

@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from PIL import Image
 from pypdf import PdfReader
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.payments import domain
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.webhooks import signature as webhook_signature
 from tests.support.stack import Stack, eventually
 

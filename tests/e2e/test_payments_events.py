@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.events import CopyCertified
 from tests.support.events import (
     dossier_code,

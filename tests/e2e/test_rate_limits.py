@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from tests.support.stack import Stack, random_unit
 
 BURST = 3

@@ -28,7 +28,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from openpyxl import load_workbook
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.envelope import Envelope
 from shared.events import (
     CaseApologyIssued,
@@ -373,7 +373,7 @@ async def test_a_rebuild_from_the_event_log_gives_the_same_figures(reporting: St
         before = await _reports(auditor, month)
         env = {**os.environ, "REPORTING_DATABASE_URL": reporting.database_url("reporting"), "LOG_JSON": "false"}
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "shared.cli", "reporting", "rebuild"], env=env, capture_output=True, text=True, timeout=120
+            subprocess.run, [sys.executable, "-m", "motcua.cli", "reporting", "rebuild"], env=env, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr
         assert "projections rebuilt from" in done.stdout

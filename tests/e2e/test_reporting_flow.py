@@ -21,8 +21,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.calendar import WorkingCalendar
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.envelope import Envelope
 from shared.events import DocumentSigned, Event, PaymentConfirmed, PaymentRequested
 from tests.support.stack import Stack, eventually, random_unit

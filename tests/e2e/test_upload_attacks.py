@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fpdf import FPDF
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from tests.support.events import dossier_code, dossier_received, envelope, raw_producer
 from tests.support.stack import Stack, eventually, random_unit
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.events import DocumentSigned, Event, PaymentConfirmed, PaymentRequested
 from tests.support.stack import Stack, eventually, official, produce, random_unit
 

@@ -17,16 +17,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from motcua.devstack import EmbeddedPostgres
+from motcua.migrate import upgrade
 from services.workflow import domain, store
-from services.workflow.app import DeadlineSweeper
-from services.workflow.handlers import Rules
-from shared.calendar import WorkingCalendar
+from services.workflow.deps import WorkflowDeps
+from services.workflow.settings import WorkflowSettings
+from services.workflow.sweeps import DeadlineSweeper
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.devstack import EmbeddedPostgres
-from shared.migrate import upgrade
 
-CAL = WorkingCalendar()
+SETTINGS = WorkflowSettings(warning_threshold_working_hours=9.5)  # the office's default hours: 07:30-17:00
 NOW = datetime(2026, 3, 11, 10, 0, tzinfo=UTC)  # Wed 11/03/2026 17:00 in Vietnam
 
 
@@ -42,6 +42,10 @@ async def database_url(postgres: EmbeddedPostgres) -> AsyncIterator[str]:
 
 def _replica(url: str, clock: ManualClock) -> Database:
     return Database(url, service="workflow", namespace="sweeptest", clock=clock, pool_size=2)
+
+
+def _deps(db: Database) -> WorkflowDeps:
+    return WorkflowDeps.of(SETTINGS, db=db, clock=db.clock)
 
 
 _SEQUENCE = itertools.count(1)
@@ -70,7 +74,6 @@ async def _announced(db: Database, unit: str) -> Counter[tuple[str, str]]:
 
 async def test_three_replicas_sweeping_at_once_announce_each_deadline_once(database_url: str) -> None:
     clock = ManualClock(NOW)
-    rules = Rules(calendar=CAL, warning_threshold_working_hours=9.5)
     replicas = [_replica(database_url, clock) for _ in range(3)]
     unit = f"000.00.99.S{uuid.uuid4().hex[:6].upper()}"
     try:
@@ -79,7 +82,7 @@ async def test_three_replicas_sweeping_at_once_announce_each_deadline_once(datab
         far = await _open(replicas[0], unit, NOW + timedelta(days=30))
         paused = await _open(replicas[0], unit, NOW - timedelta(days=1), status="supplement_requested")
 
-        sweepers = [DeadlineSweeper(db, rules, interval=0.01, batch=7) for db in replicas]
+        sweepers = [DeadlineSweeper(_deps(db), interval=0.01, batch=7) for db in replicas]
 
         async def drain(sweeper: DeadlineSweeper) -> int:
             total = 0
@@ -122,7 +125,7 @@ async def test_the_sweep_does_not_disturb_an_officer_holding_the_case_version(da
         async with db.sessions() as session:
             before = await store.get(session=session, code=code)
         assert before is not None
-        await DeadlineSweeper(db, Rules(calendar=CAL), interval=0.01, batch=10).sweep_once()
+        await DeadlineSweeper(_deps(db), interval=0.01, batch=10).sweep_once()
         async with db.unit_of_work() as tx:
             # an officer who read the case before the sweep still writes with the version they read
             assert await store.update(

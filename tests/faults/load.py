@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from shared.localstack import Stack
+from motcua.localstack import Stack
 from shared.webhooks import signature as webhook_signature
 
 PROCEDURE = "1.004194"  # đăng ký tạm trú: 15,000 VND at the counter

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from services.intake.settings import IntakeSettings
 from shared.clock import SystemClock
 from shared.db import Database
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.outbox import OutboxRelay
 from tests.support import api
 from tests.support.events import (

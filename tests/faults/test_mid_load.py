@@ -27,13 +27,13 @@ import asyncpg
 import httpx
 import pytest
 
-from services.digitization.handlers import SUBSCRIPTIONS as DIGITIZATION_SUBSCRIPTION
-from services.intake.handlers import SUBSCRIPTIONS as INTAKE_SUBSCRIPTION
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from services.digitization.handlers import subscriptions as digitization_subscription
+from services.intake.handlers import subscriptions as intake_subscription
 from services.payments.handlers import subscriptions as payments_subscription
 from services.reporting.handlers import subscriptions as reporting_subscription
 from services.workflow.handlers import subscriptions as workflow_subscription
 from shared.consumer import Subscription
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from tests.faults.load import FEE, PAYMENTS_ENV, Ledger, LoadDriver
 from tests.support import api
 from tests.support.stack import ServiceProcess, Stack, eventually
@@ -63,9 +63,9 @@ def _declared(subscriptions: Callable[..., Subscription]) -> Subscription:
 def _subscriptions() -> dict[str, Subscription]:
     """What each service consumes, as the services themselves declare it."""
     return {
-        "intake": INTAKE_SUBSCRIPTION,
+        "intake": _declared(intake_subscription),
         "workflow": _declared(workflow_subscription),
-        "digitization": DIGITIZATION_SUBSCRIPTION,
+        "digitization": _declared(digitization_subscription),
         "payments": _declared(payments_subscription),
         "reporting": _declared(reporting_subscription),
     }

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from tests.support import api
 from tests.support.events import (
     dossier_code,

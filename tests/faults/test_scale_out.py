@@ -31,10 +31,10 @@ import asyncpg
 import httpx
 import pytest
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.workflow import domain
 from services.workflow.settings import WorkflowSettings
 from shared.calendar import WorkingCalendar
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
 from tests.support import api
 from tests.support.stack import ServiceProcess, Stack, eventually, random_unit
 

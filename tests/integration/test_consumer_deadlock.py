@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from motcua.devstack import EmbeddedPostgres
 from shared.consumer import is_infrastructure_error
 from shared.db import Database
-from shared.devstack import EmbeddedPostgres
 from tests.support.platform import namespace, service_database
 
 

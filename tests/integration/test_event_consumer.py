@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy import text
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.workflow.settings import WorkflowSettings
 from shared.consumer import EventConsumer, PermanentError, Subscription, TransientError
 from shared.db import Database, UnitOfWork
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.envelope import Envelope
 from shared.events import INTAKE, DossierReceived
 from shared.kafka import ensure_topics

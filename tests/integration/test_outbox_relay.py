@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.intake.settings import IntakeSettings
 from shared.db import Database
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from tests.support.events import (

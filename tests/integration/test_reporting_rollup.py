@@ -19,11 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from motcua.devstack import EmbeddedPostgres
 from services.reporting import domain, handlers, store
+from services.reporting.deps import ReportingDeps
+from services.reporting.settings import ReportingSettings
 from shared.calendar import WorkingCalendar
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.devstack import EmbeddedPostgres
 from shared.envelope import Envelope
 from shared.events import (
     CaseApologyIssued,
@@ -52,7 +54,7 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 PROCEDURES = [("1.004194", "Đăng ký tạm trú"), ("1.001193", "Đăng ký khai sinh"), ("2.000889", "Chứng thực bản sao"),
               ("1.003005", "Cấp giấy phép xây dựng")]  # fmt: skip
 FIELDS = {"1.004194": "Cư trú", "1.001193": "Hộ tịch", "2.000889": "Chứng thực", "1.003005": "Xây dựng"}
-RULES = handlers.ReportRules(calendar=WorkingCalendar())
+RULES = domain.ReportRules(calendar=WorkingCalendar())
 MONTHS = [date(2030, m, 1) for m in (3, 4, 5, 6, 7, 8, 9, 10)]
 DOSSIERS = 120
 LAST_EVENT_MONTH = date(2030, 8, 1)  # the clock follows the events: the roll-up is rolled forward through August
@@ -171,16 +173,22 @@ async def province(postgres: EmbeddedPostgres) -> AsyncIterator[tuple[Database, 
     clock = ManualClock(datetime(2030, 3, 1, tzinfo=VN))
     db = Database(migrated.url, service="reporting", namespace=migrated.namespace, clock=clock, pool_size=4)
     province = f"Q{uuid.uuid4().hex[:5].upper()}"
-    horizons = handlers.Horizons(RULES)
+    deps = _deps(db)
     events = [e for e in _generate(province, DOSSIERS, seed=20300601) if e.occurred_at < datetime(2030, 9, 1, tzinfo=VN)]
     for batch in _batches(events, random.Random(7)):
         async with db.unit_of_work() as tx:
             for event in batch:
                 clock.set(max(clock.now(), event.occurred_at))  # the first event of each month rolls the roll-up forward
                 env = Envelope.wrap(event, source=f"/motcua/{event.producer}", time=event.occurred_at, traceparent=None, actor="it")
-                await handlers.record(tx, event, env, fields=FIELDS, horizons=horizons)
+                await handlers.on_dossier_event(tx, event, env, deps=deps)
     yield db, province
     await db.dispose()
+
+
+def _deps(db: Database) -> ReportingDeps:
+    """Reporting's dependencies with this module's procedure fields and report rules."""
+    settings = ReportingSettings(procedure_fields=FIELDS)
+    return ReportingDeps(db=db, clock=db.clock, settings=settings, rules=RULES, horizons=domain.Horizons(RULES))
 
 
 def _scopes(province: str) -> list[domain.Scope]:
@@ -199,7 +207,7 @@ async def _both(db: Database, **kwargs: Any) -> tuple[list[dict[str, Any]], list
 
 
 def _horizon(month: date) -> datetime:
-    return handlers.Horizons(RULES)(month)
+    return domain.Horizons(RULES)(month)
 
 
 async def _rollup_rows(db: Database) -> list[tuple[Any, ...]]:
@@ -261,7 +269,8 @@ async def test_a_rebuild_counts_the_same_roll_up_and_the_same_figures(province: 
     kept = await _rollup_rows(db)
     period = domain.month_period(date(2030, 5, 1))
     before, _ = await _both(db, scope=domain.parse_scope(code), period=period, horizon=_horizon(date(2030, 5, 1)), by="procedure")
-    replayed = await handlers.rebuild(db, fields=FIELDS, rules=RULES)
+    async with db.unit_of_work(actor="reporting-rebuild") as tx:
+        replayed = await handlers.rebuild(tx, deps=_deps(db))
     assert replayed > 200
     assert await _rollup_rows(db) == kept
     after, counted = await _both(db, scope=domain.parse_scope(code), period=period, horizon=_horizon(date(2030, 5, 1)), by="procedure")

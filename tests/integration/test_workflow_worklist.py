@@ -12,12 +12,13 @@ import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from motcua.devstack import EmbeddedPostgres
 from services.workflow import handlers
+from services.workflow.deps import WorkflowDeps
+from services.workflow.settings import WorkflowSettings
 from shared.auth import Principal, Role
-from shared.calendar import WorkingCalendar
 from shared.clock import ManualClock
 from shared.db import Database
-from shared.devstack import EmbeddedPostgres
 from shared.envelope import Envelope
 from shared.events import CalendarDayDeclared, DossierReceived
 from tests.support.platform import namespace, service_database
@@ -26,7 +27,7 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 THURSDAY = datetime(2030, 6, 13, 9, 0, tzinfo=VN)
 FRIDAY = date(2030, 6, 14)
 MONDAY_MORNING = datetime(2030, 6, 17, 9, 0, tzinfo=VN)
-RULES = handlers.Rules(calendar=WorkingCalendar())
+SETTINGS = WorkflowSettings()  # the national calendar in the office's default hours
 
 
 def _envelope(event: DossierReceived | CalendarDayDeclared) -> Envelope:
@@ -41,7 +42,7 @@ async def _receive(db: Database, code: str, unit: str) -> None:
         due_at_original=MONDAY_MORNING, received_by="mc-1",
     )  # fmt: skip
     async with db.unit_of_work() as tx:
-        await handlers.open_case(tx, event, _envelope(event))
+        await handlers.on_dossier_received(tx, event, _envelope(event))
 
 
 async def test_near_the_deadline_follows_the_provinces_declared_day_off(postgres: EmbeddedPostgres) -> None:
@@ -56,14 +57,15 @@ async def test_near_the_deadline_follows_the_provinces_declared_day_off(postgres
             province=festival, day=FRIDAY, occurred_at=THURSDAY, kind="off", reason="Lễ hội truyền thống", declared_by="qt"
         )
         async with db.unit_of_work() as tx:
-            await handlers.record_calendar_day(tx, declared, _envelope(declared))
+            await handlers.on_calendar_day_declared(tx, declared, _envelope(declared))
 
+        deps = WorkflowDeps.of(SETTINGS, db=db, clock=db.clock)
         officer = Principal(subject="cb-1", roles=frozenset({Role.SPECIALIST}), units=frozenset({festive_unit, plain_unit}))
 
         async def worklist(due: str) -> list[str]:
             async with db.unit_of_work() as tx:
-                views, total = await handlers.inbox(
-                    tx, user=officer, rules=RULES, assignee=None, due=due, statuses=None, limit=10, offset=0  # type: ignore[arg-type]
+                views, total = await handlers.worklist(
+                    tx, deps=deps, user=officer, assignee=None, due=due, statuses=None, limit=10, offset=0  # type: ignore[arg-type]
                 )
             assert total == len(views)
             return [case.unit for case, _ in views]

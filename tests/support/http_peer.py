@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.devstack import free_port
+from motcua.devstack import free_port
 
 
 @dataclass

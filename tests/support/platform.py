@@ -10,10 +10,10 @@ from typing import Protocol
 
 from sqlalchemy import text
 
+from motcua.devstack import EmbeddedPostgres
+from motcua.migrate import upgrade
 from shared.clock import SystemClock
 from shared.db import Database
-from shared.devstack import EmbeddedPostgres
-from shared.migrate import upgrade
 
 
 class Loop(Protocol):

@@ -12,9 +12,9 @@ from typing import TypeVar
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from motcua.localstack import ServiceProcess, Stack
 from shared.envelope import Envelope
 from shared.events import Fact
-from shared.localstack import ServiceProcess, Stack
 
 __all__ = ["ServiceProcess", "Stack", "eventually", "official", "produce", "random_unit"]
 

@@ -13,32 +13,19 @@ import zxingcpp
 from PIL import Image
 
 from shared.clock import VN_TZ
-from shared.forms import (
-    Agency,
-    ApologyForm,
-    Applicant,
-    ControlSlipForm,
+from services.intake.printing import (
     DocumentKind,
-    HandOver,
-    Officer,
-    Procedure,
     ReceiptForm,
     ReceivedDocument,
     RefusalForm,
     ReturnMethod,
-    SupplementItem,
-    SupplementRequestForm,
-    SupplementStage,
-    format_date,
-    format_instant,
-    lookup_qr,
-    mask_id_number,
-    render_apology,
-    render_control_slip,
     render_receipt,
     render_refusal,
-    render_supplement_request,
 )
+from services.workflow.printing import ApologyForm, ControlSlipForm, HandOver, render_apology, render_control_slip
+from shared.forms import SupplementItem, SupplementRequestForm, SupplementStage, render_supplement_request
+from shared.pdf import Agency, Applicant, Officer, Procedure, lookup_qr
+from shared.vntext import format_date, format_instant, mask_id_number
 
 CODE = "000.00.12.H29-260203-0001"
 URL = f"https://dichvucong.example.gov.vn/tra-cuu?ma={CODE}"

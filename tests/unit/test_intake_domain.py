@@ -9,6 +9,7 @@ import pytest
 
 from services.intake import domain
 from shared.calendar import TimeLimit, TimeUnit, WorkingCalendar
+from shared.status import STATUS_NAMES
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 CAL = WorkingCalendar()
@@ -88,6 +89,6 @@ def test_the_province_is_the_last_part_of_the_unit_code() -> None:
     assert domain.province_of("000.00.12.H56") == "H56"
 
 
-@pytest.mark.parametrize("status", sorted(domain.STATUS_NAMES))
+@pytest.mark.parametrize("status", sorted(STATUS_NAMES))
 def test_every_national_status_has_its_vietnamese_name(status: int) -> None:
-    assert domain.STATUS_NAMES[status]
+    assert STATUS_NAMES[status]

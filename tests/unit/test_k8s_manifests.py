@@ -12,7 +12,6 @@ definitions for embedded core types (resources, affinity, security contexts).
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import os
 import re
@@ -32,7 +31,8 @@ import pytest
 import yaml
 from referencing import Registry, Resource
 
-from shared.migrate import SERVICES
+from motcua import registry
+from motcua.registry import SERVICES
 from shared.settings import ServiceSettings
 from tests.support.debian import apt_get, ensure_package_lists, unpacked_package
 
@@ -142,8 +142,7 @@ def config_maps_by_name(objects: tuple[dict[str, Any], ...]) -> dict[str, dict[s
 
 
 def settings_class(service: str) -> type[ServiceSettings]:
-    module = importlib.import_module(f"services.{service}.settings")
-    return getattr(module, f"{service.capitalize()}Settings")
+    return registry.settings_class(service)
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -770,7 +769,7 @@ def test_the_dockerfile_builds_a_slim_non_root_image_of_the_project() -> None:
             assert (ROOT / source).exists(), f"COPY {source}: no such file"
             assert not _dockerignored(source, patterns), f"COPY {source}: excluded by .dockerignore"
     assert _dockerignored(".venv", patterns) and _dockerignored("tests", patterns) and _dockerignored(".git", patterns)
-    assert _dockerignored("shared/__pycache__", patterns) and not _dockerignored("shared/cli.py", patterns)
+    assert _dockerignored("shared/__pycache__", patterns) and not _dockerignored("motcua/cli.py", patterns)
     # Every service the image can run is deployed, and nothing else.
     assert {d.name for d in (K8S / "base").iterdir() if (d / "deployment.yaml").exists()} == set(SERVICES)
 

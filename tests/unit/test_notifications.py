@@ -204,7 +204,7 @@ def test_the_message_id_is_stable_and_in_the_senders_domain() -> None:
 def test_intake_refuses_a_chosen_channel_without_its_contact() -> None:
     from pydantic import ValidationError
 
-    from services.intake.handlers import ReceiveDossier
+    from services.intake.models import ReceiveDossier
 
     with pytest.raises(ValidationError, match="notify_by: e-mail notifications need applicant.email"):
         ReceiveDossier(procedure_code="1.004194", applicant={"name": "Lê Văn Tám", "phone": "0912345678"}, notify_by="email")

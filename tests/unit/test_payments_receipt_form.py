@@ -9,18 +9,9 @@ import pypdf
 import pytest
 import zxingcpp
 
-from shared.forms import (
-    Agency,
-    Applicant,
-    FeeReceiptForm,
-    Officer,
-    PaymentMethod,
-    Procedure,
-    ReceiptLine,
-    amount_in_words,
-    format_vnd,
-    render_fee_receipt,
-)
+from services.payments.printing import FeeReceiptForm, PaymentMethod, ReceiptLine, render_fee_receipt
+from shared.pdf import Agency, Applicant, Officer, Procedure
+from shared.vntext import amount_in_words, format_vnd
 
 CODE = "000.00.12.H56-260203-0001"
 URL = f"https://dichvucong.example.gov.vn/tra-cuu?ma={CODE}"

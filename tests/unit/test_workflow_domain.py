@@ -21,6 +21,7 @@ from shared.events import (
     CaseReturned,
     CaseSupplementRequested,
 )
+from shared.status import STATUS_NAMES
 
 CAL = WorkingCalendar()
 UNIT = "000.00.12.H56"
@@ -137,7 +138,7 @@ def test_example_f_fifteen_working_days_over_the_2024_swap() -> None:
 
 def test_every_status_has_its_national_code() -> None:
     assert {domain.NATIONAL_STATUS[s] for s in CaseStatus} == set(range(2, 11))
-    assert all(code in domain.NATIONAL_STATUS_NAME for code in domain.NATIONAL_STATUS.values())
+    assert all(code in STATUS_NAMES for code in domain.NATIONAL_STATUS.values())
 
 
 def test_an_action_the_state_does_not_allow_names_the_ones_it_does() -> None:

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import httpx
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from motcua.migrate import upgrade
+from motcua.registry import PORTS, SERVICES
 from shared.auth import generate_keypair, issue_token
-from shared.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
-from shared.migrate import SERVICES, upgrade
 
-PORTS = {"intake": 8001, "workflow": 8002, "digitization": 8003, "payments": 8004, "reporting": 8005}
+__all__ = ["PORTS", "SERVICES", "ServiceProcess", "Stack"]
 
 
 class ServiceProcess:
@@ -45,7 +46,7 @@ class ServiceProcess:
         """Spawn the process (not waiting for readiness)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "shared.cli", "serve", self.service],
+                [sys.executable, "-m", "motcua.cli", "serve", self.service],
                 env={**self.env, **(extra_env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import time
-from importlib import import_module
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from shared.migrate import SERVICES
+from motcua.registry import SERVICES, service, settings_class
 
-
-def settings_class(service: str):  # noqa: ANN201 - returns a ServiceSettings subclass
-    """The settings class of a service."""
-    module = import_module(f"services.{service}.settings")
-    return getattr(module, f"{service.capitalize()}Settings")
+__all__ = ["main", "openapi_document", "settings_class"]
 
 
 def home() -> Path:
@@ -24,9 +22,9 @@ def home() -> Path:
     return Path(os.environ.get("MOTCUA_HOME", ".motcua")).resolve()
 
 
-def database_name(service: str, suffix: str = "") -> str:
+def database_name(name: str, suffix: str = "") -> str:
     """One database per service."""
-    return f"motcua_{service}{suffix}"
+    return f"motcua_{name}{suffix}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -34,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = settings_class(args.service)()
-    app = import_module(f"services.{args.service}.app").create_app(settings)
+    app = service(args.service).create_app(settings)
     uvicorn.run(
         app,
         host=args.host or settings.host,
@@ -50,19 +48,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring each service's database to the newest revision."""
-    from shared.migrate import upgrade
+    from motcua.migrate import upgrade
 
-    for service in args.services or SERVICES:
-        settings = settings_class(service)()
-        upgrade(service, settings.database_url)
-        print(f"{service}: migrated")
+    for name in args.services or SERVICES:
+        settings = settings_class(name)()
+        upgrade(name, settings.database_url)
+        print(f"{name}: migrated")
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Print a bearer token signed with the local key."""
-    from shared.auth import issue_token
     from datetime import timedelta
+
+    from shared.auth import issue_token
 
     key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
     if not key_file.exists():
@@ -86,15 +85,15 @@ def cmd_clock(args: argparse.Namespace) -> int:
 
     import httpx
 
+    from motcua.registry import PORTS
     from shared.auth import issue_token
-    from shared.localstack import PORTS
 
     key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
     token = issue_token(key_file.read_text(), subject="clock-cli", roles=["admin"], units=["*"])
     headers = {"Authorization": f"Bearer {token}"}
     failed = False
-    for service in SERVICES:
-        url = f"http://127.0.0.1:{PORTS[service]}/api/v1/admin/clock"
+    for name in SERVICES:
+        url = f"http://127.0.0.1:{PORTS[name]}/api/v1/admin/clock"
         try:
             if args.clock_command == "set":
                 instant = datetime.fromisoformat(args.instant)
@@ -102,15 +101,15 @@ def cmd_clock(args: argparse.Namespace) -> int:
             else:
                 response = httpx.get(url, headers=headers, timeout=5)
         except httpx.HTTPError as exc:
-            print(f"{service:<13} unreachable: {exc}", file=sys.stderr)
+            print(f"{name:<13} unreachable: {exc}", file=sys.stderr)
             failed = True
             continue
         body = response.json()
         if response.status_code != 200:
-            print(f"{service:<13} refused: {body.get('detail', body)}", file=sys.stderr)
+            print(f"{name:<13} refused: {body.get('detail', body)}", file=sys.stderr)
             failed = True
         else:
-            print(f"{service:<13} {body['now']}  (offset {body['offset_seconds']:.0f}s)")
+            print(f"{name:<13} {body['now']}  (offset {body['offset_seconds']:.0f}s)")
     return 1 if failed else 0
 
 
@@ -119,6 +118,43 @@ def cmd_reporting_rebuild(args: argparse.Namespace) -> int:
     from services.reporting.app import rebuild
 
     return rebuild()
+
+
+def openapi_document(name: str) -> str:
+    """A service's OpenAPI document as published in docs/openapi: built with ``ENVIRONMENT=test``, indented JSON."""
+    with _environment(ENVIRONMENT="test"):
+        document = service(name).create_app().openapi()
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
+
+
+@contextmanager
+def _environment(**variables: str) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then put back what was there."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Write each service's OpenAPI document to ``<out>/<service>.json``."""
+    unknown = [name for name in args.services if name not in SERVICES]
+    if unknown:
+        print(f"no service {', '.join(unknown)}: the services are {', '.join(SERVICES)}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in args.services or SERVICES:
+        path = out / f"{name}.json"
+        path.write_text(openapi_document(name), encoding="utf-8")
+        print(path)
+    return 0
 
 
 def cmd_events_schema(args: argparse.Namespace) -> int:
@@ -134,8 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Start Postgres, the broker and all five services; stop everything on Ctrl-C."""
     import asyncio
 
-    from shared.devstack import EmbeddedBroker, EmbeddedPostgres
-    from shared.localstack import PORTS, Stack
+    from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
+    from motcua.localstack import PORTS, Stack
 
     started = time.monotonic()
     root = home()
@@ -152,8 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack = Stack(pg, broker, root, ports=PORTS)
         asyncio.run(stack.start(timeout=args.timeout))
         print(f"\nmotcua is ready in {time.monotonic() - started:.1f}s:")
-        for service in SERVICES:
-            print(f"  {service:<13} {stack.url(service)}/docs")
+        for name in SERVICES:
+            print(f"  {name:<13} {stack.url(name)}/docs")
         print(f"logs in {root / 'logs'}")
         print("a clerk's token:  .venv/bin/motcua token --role clerk --unit 000.00.12.H56")
         print("Ctrl-C stops everything.", flush=True)
@@ -215,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     schema = events_sub.add_parser("schema", help="write the JSON Schema of every event type")
     schema.add_argument("--out", default="docs/events")
     schema.set_defaults(func=cmd_events_schema)
+
+    openapi = sub.add_parser("openapi", help="write each service's OpenAPI document (as published in docs/openapi)")
+    openapi.add_argument("services", nargs="*", help=f"any of {', '.join(SERVICES)}; all when none")
+    openapi.add_argument("--out", default="docs/openapi")
+    openapi.set_defaults(func=cmd_openapi)
 
     reporting = sub.add_parser("reporting", help="reporting maintenance")
     reporting_sub = reporting.add_subparsers(dest="reporting_command", required=True)
