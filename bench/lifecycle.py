@@ -28,6 +28,13 @@ of sampled lifecycles, reporting's ``recorded_at`` minus the event's ``time`` (s
 transaction just before its commit), per event type; CPU of every process in the window and per lifecycle;
 RSS of each service idle and after load. Bounded by ``--max-seconds`` (280 by default).
 
+Reporting syncs every dossier to a stand-in LGSP the driver runs (``tests/support/lgsp.py``: it checks each push
+against ``docs/lgsp/`` and the status order, as in the e2e test), with reporting's default sender settings. After
+each phase the **DVCQG sync lag** of the sampled lifecycles: for each status push and processing step, the LGSP's
+acceptance (``accepted_at``) minus the status change (``changed_at``), from ``GET /api/v1/dossiers/{code}/dvcqg-syncs``,
+and the share accepted within ``REPORTING_DVCQG_ON_TIME_SECONDS`` (the 766 sync indicator's window). The stand-in's
+CPU is the driver's.
+
 Results go to ``bench/results/lifecycle-<UTC timestamp>.json`` and ``bench/results/lifecycle-latest.json``.
 Nothing here asserts anything about timing: this is measurement.
 """
@@ -76,6 +83,7 @@ from bench.common import (
 from motcua.registry import SERVICES
 from shared.auth import issue_token
 from shared.webhooks import signature as webhook_signature
+from tests.support.lgsp import StandInLgsp
 
 PROCEDURE = "1.004194"  # Đăng ký tạm trú: a fixed 15,000 VND fee, so every lifecycle pays
 BANK = "vietinbank"
@@ -442,13 +450,67 @@ async def measure_lag(owned: OwnStack, codes: list[str], timeout: float) -> dict
     }
 
 
+async def measure_sync_lag(owned: OwnStack, lgsp: StandInLgsp, codes: list[str], timeout: float) -> dict[str, Any]:
+    """Per sync of each sampled dossier (every one owed by the return): accepted_at minus changed_at, by kind.
+
+    Waits (up to ``timeout``) until each dossier's status syncs reach status 10 accepted.
+    """
+    stack = owned.stack
+    token = issue_token(stack.private_key_path.read_text(), subject="bench-auditor", roles=["auditor"], units=["*"],
+                        ttl=timedelta(hours=2))
+    lags: dict[str, list[float]] = {"status": [], "progress": []}
+    on_time = late = unsynced = 0
+    deadline = time.monotonic() + timeout
+    sem = asyncio.Semaphore(8)
+    async with httpx.AsyncClient(base_url=stack.url("reporting"), headers={"Authorization": f"Bearer {token}"},
+                                 timeout=10) as client:
+
+        async def probe(code: str) -> None:
+            nonlocal on_time, late, unsynced
+            async with sem:
+                while True:
+                    syncs: list[dict[str, Any]] = []
+                    with contextlib.suppress(httpx.HTTPError):
+                        r = await client.get(f"/api/v1/dossiers/{code}/dvcqg-syncs")
+                        syncs = r.json().get("data", []) if r.status_code == 200 else []
+                    done = any(s["kind"] == "status" and s["status"] == 10 for s in syncs) and all(s["accepted_at"] for s in syncs)
+                    if done or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)
+                for sync in syncs:
+                    if not sync["accepted_at"]:
+                        unsynced += 1
+                        continue
+                    lags[sync["kind"]].append((_parse_time(sync["accepted_at"]) - _parse_time(sync["changed_at"])).total_seconds() * 1000)
+                    if sync["kind"] == "status":
+                        on_time, late = (on_time + 1, late) if sync["on_time"] else (on_time, late + 1)
+
+        await asyncio.gather(*(probe(c) for c in codes))
+    return {
+        "status_lag_ms": percentiles(lags["status"]),
+        "progress_lag_ms": percentiles(lags["progress"]),
+        "status_syncs_on_time": on_time,
+        "status_syncs_late": late,
+        "syncs_unaccepted_within_timeout": unsynced,
+        "dossiers_sampled": len(codes),
+        "lgsp_rule_violations": len(lgsp.violations),
+        "lgsp_logins": lgsp.logins,
+    }
+
+
 def _sample(records: list[dict[str, Any]], n: int) -> list[str]:
     done = [r["code"] for r in records if r.get("ok")]  # warm-up and drain too: a closed loop's may all be there
     random.Random(7).shuffle(done)
     return done[:n]
 
 
-async def bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
+async def bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any], lgsp: StandInLgsp) -> None:
+    """The phases, with the stand-in LGSP reporting syncs to serving throughout."""
+    async with lgsp.running():
+        await _bench(owned, args, report, lgsp)
+
+
+async def _bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any], lgsp: StandInLgsp) -> None:
     """Idle memory; closed loop; open loop at the asked (or a sustainable) rate; memory after load."""
     stack = owned.stack
     key = stack.private_key_path.read_text()
@@ -477,7 +539,9 @@ async def bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any
         closed, records = await run_phase(driver, owned, args, mode="closed", rate=None, start_index=1)
         report["memory"]["after_load"] = memory(owned.groups())
         _say(f"closed loop: {closed['lifecycles_per_s']} lifecycles/s; reading the event lag")
-        closed["event_lag"] = await measure_lag(owned, _sample(records, args.lag_samples), args.drain_timeout)
+        sampled = _sample(records, args.lag_samples)
+        closed["event_lag"] = await measure_lag(owned, sampled, args.drain_timeout)
+        closed["dvcqg_sync"] = await measure_sync_lag(owned, lgsp, sampled, args.drain_timeout)
         report["phases"]["closed"] = closed
         capacity = max(closed["lifecycles_per_s"], closed["work_rate_lifecycles_per_s"])
         offered = args.rate
@@ -489,7 +553,9 @@ async def bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any
         opened, records = await run_phase(driver, owned, args, mode="open", rate=offered, start_index=len(records) + 1)
         opened["asked_rate_per_s"] = args.rate
         _say(f"open loop: {opened['lifecycles_per_s']} lifecycles/s; reading the event lag")
-        opened["event_lag"] = await measure_lag(owned, _sample(records, args.lag_samples), args.drain_timeout)
+        sampled = _sample(records, args.lag_samples)
+        opened["event_lag"] = await measure_lag(owned, sampled, args.drain_timeout)
+        opened["dvcqg_sync"] = await measure_sync_lag(owned, lgsp, sampled, args.drain_timeout)
         report["phases"]["open"] = opened
 
 
@@ -544,6 +610,13 @@ def render(report: dict[str, Any]) -> str:
                      + f"; machine {_f(ph['cpu_percent_of_one_core'].get('machine'), 0)}% of one core, stall "
                      f"{_f(ph['cpu_percent_of_one_core'].get('cpu_stall_pct'), 0)}%; {ph['polls_per_lifecycle']} polls "
                      f"per lifecycle; 409 retries {ph['conflict_retries'] or 'none'}")
+        sync = ph.get("dvcqg_sync")
+        if sync:
+            st, pr = sync["status_lag_ms"], sync["progress_lag_ms"]
+            lines.append(f"{key}: DVCQG sync lag ms p50 / p99: status pushes {_f(st.get('p50'), 0)}/{_f(st.get('p99'), 0)}, "
+                         f"progress steps {_f(pr.get('p50'), 0)}/{_f(pr.get('p99'), 0)}; status syncs on time "
+                         f"{sync['status_syncs_on_time']}, late {sync['status_syncs_late']}, not accepted "
+                         f"{sync['syncs_unaccepted_within_timeout']}; LGSP rule violations {sync['lgsp_rule_violations']}")
         by_type = ph.get("event_lag", {}).get("by_type", {})
         if by_type:
             lines.append(f"{key}: lag p99 ms by event: " + ", ".join(f"{t} {_f(v['p99'], 0)}" for t, v in by_type.items()))
@@ -607,10 +680,13 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [],
     }
     workdir = Path(tempfile.mkdtemp(prefix="motcua-bench-lc-"))
+    lgsp = StandInLgsp()  # served in the driver's loop once the phases start (reporting retries until then)
     env = {
         "MOTCUA_HOME": str(workdir / "home"),  # digitization's files and development certificate
         "PAYMENTS_COLLECTION_ACCOUNT": json.dumps(COLLECTION_ACCOUNT),
         "PAYMENTS_CALLBACK_SECRETS": json.dumps({BANK: BANK_SECRET}),
+        **lgsp.env(),
+        "REPORTING_DVCQG_MAPPING": json.dumps({"field_codes": {"Cư trú": "G09-CA-03"}}, ensure_ascii=False),
     }
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     status = 0
@@ -624,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
             remaining = args.max_seconds - (time.monotonic() - started)
 
             async def bounded() -> None:
-                await asyncio.wait_for(bench(owned, args, report), timeout=max(10.0, remaining))
+                await asyncio.wait_for(bench(owned, args, report, lgsp), timeout=max(10.0, remaining))
 
             try:
                 _run(bounded())

@@ -1,4 +1,4 @@
-"""The ``motcua`` command: run the local stack, serve one service, migrate, issue tokens, export schemas."""
+"""The ``motcua`` command: run the local stack, read its messages, serve one service, migrate, issue tokens, export schemas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -166,32 +166,67 @@ def cmd_events_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def local_ports() -> dict[str, int]:
+    """Each service's port for ``motcua run``: the usual one, or ``<SERVICE>_PORT`` from the environment."""
+    from motcua.registry import PORTS
+
+    return {name: int(os.environ.get(f"{name.upper()}_PORT", PORTS[name])) for name in SERVICES}
+
+
+def public_addresses(ports: dict[str, int], environment: Mapping[str, str]) -> dict[str, str]:
+    """The public addresses the services print on forms and in messages, matching the ports they listen on.
+
+    Only what the environment does not set itself: ``<SERVICE>_PUBLIC_BASE_URL`` of each service that has one, and
+    payments' link to intake's status page of a dossier (printed on fee receipts, linked from the payment page).
+    """
+    from services.intake.printing import STATUS_PAGE
+
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    wanted = {
+        f"{name.upper()}_PUBLIC_BASE_URL": urls[name]
+        for name in SERVICES
+        if "public_base_url" in settings_class(name).model_fields
+    }
+    wanted["PAYMENTS_DOSSIER_LOOKUP_URL"] = urls["intake"] + STATUS_PAGE
+    return {key: value for key, value in wanted.items() if key not in environment}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    """Start Postgres, the broker and all five services; stop everything on Ctrl-C."""
+    """Start the mail and SMS sink, Postgres, the broker and all five services; stop everything on Ctrl-C."""
     import asyncio
 
+    from motcua import demo
     from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
-    from motcua.localstack import PORTS, Stack
+    from motcua.localstack import Stack
+    from motcua.sink import MessageSink
 
     started = time.monotonic()
     root = home()
     (root / "pgdata").mkdir(parents=True, exist_ok=True)
+    ports = local_ports()
+    sink = MessageSink(root / "messages", smtp_port=args.smtp_port, sms_port=args.sms_port)
+    ours, theirs = demo.chosen(demo.groups(smtp_port=args.smtp_port, sms_url=sink.sms_url), os.environ)
+    env = {**public_addresses(ports, os.environ), **demo.environment_of(ours)}
     pg = EmbeddedPostgres(root / "pgdata", port=args.pg_port)
     broker = EmbeddedBroker(port=args.kafka_port, log_path=root / "logs" / "broker.log")
     stack: Stack | None = None
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        if any(g.label in ("mail sink", "SMS sink") for g in ours):
+            sink.start()
+            print(f"sink      smtp 127.0.0.1:{args.smtp_port}, sms {sink.sms_url}  messages in {root / 'messages'}", flush=True)
         pg.start()
         print(f"postgres  127.0.0.1:{args.pg_port}  data in {root / 'pgdata'}", flush=True)
         broker.start()
         print(f"broker    {broker.bootstrap_servers}  (Tansu, in memory)", flush=True)
-        stack = Stack(pg, broker, root, ports=PORTS)
+        stack = Stack(pg, broker, root, ports=ports, env=env)
         asyncio.run(stack.start(timeout=args.timeout))
         print(f"\nmotcua is ready in {time.monotonic() - started:.1f}s:")
         for name in SERVICES:
             print(f"  {name:<13} {stack.url(name)}/docs")
         print(f"logs in {root / 'logs'}")
         print("a clerk's token:  .venv/bin/motcua token --role clerk --unit 000.00.12.H56")
+        print(demo.banner(ours, theirs, payments_url=stack.url("payments"), messages_folder=str(root / "messages")))
         print("Ctrl-C stops everything.", flush=True)
         while all(p.exited() is None for p in stack.services.values()):
             time.sleep(0.5)
@@ -206,7 +241,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             stack.stop()
         broker.stop()
         pg.stop()
+        sink.stop()
         print("stopped.", flush=True)
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    """Print the e-mails and SMS the local stack's sink kept, decoded, oldest first."""
+    from motcua.sink import format_message, read_messages
+    from shared.clock import VN_TZ
+
+    folder = home() / "messages"
+    messages = list(read_messages(folder))
+    if args.last:
+        messages = messages[-args.last :]
+    if not messages:
+        print(f"no messages in {folder} (motcua run keeps there what the services send)")
+        return 0
+    print("\n\n".join(format_message(m, tz=VN_TZ) for m in messages))
+    print(f"\n{len(messages)} message(s) in {folder}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,8 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="start the whole local stack (embedded Postgres and broker)")
     run.add_argument("--pg-port", type=int, default=int(os.environ.get("MOTCUA_PG_PORT", "55432")))
     run.add_argument("--kafka-port", type=int, default=int(os.environ.get("MOTCUA_KAFKA_PORT", "9092")))
+    run.add_argument("--smtp-port", type=int, default=int(os.environ.get("MOTCUA_SMTP_PORT", "8025")),
+                     help="the mail sink's SMTP port")
+    run.add_argument("--sms-port", type=int, default=int(os.environ.get("MOTCUA_SMS_PORT", "8026")),
+                     help="the SMS sink's HTTP port")
     run.add_argument("--timeout", type=float, default=60)
     run.set_defaults(func=cmd_run)
+
+    messages = sub.add_parser("messages", help="list the e-mails and SMS the local stack's sink kept, decoded")
+    messages.add_argument("--last", type=int, help="only the last N")
+    messages.set_defaults(func=cmd_messages)
 
     serve = sub.add_parser("serve", help="run one service")
     serve.add_argument("service", choices=SERVICES)

@@ -23,6 +23,8 @@ PRODUCERS = (INTAKE, WORKFLOW, DIGITIZATION, PAYMENTS)
 REGISTRY: dict[str, type[Fact]] = {}
 
 Channel = Literal["counter", "online", "postal"]
+# How an applicant was identified at reception (DOMAIN §4.3 4.5, §7.2 TaiKhoanDuocXacThucVoiVNeID).
+Identification = Literal["vneid_level2", "chip_card", "none"]
 
 
 class Fact(BaseModel):
@@ -96,6 +98,9 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
     procedure_name: str
     procedure_version: int = 1
     procedure_field: str | None = Field(default=None, max_length=200, description="the procedure's field (lĩnh vực) in the catalog")
+    procedure_field_code: str | None = Field(
+        default=None, max_length=64, description="the field's code in the national list (MaLinhVuc), when the catalog has it"
+    )
     applicant_name: str
     channel: Channel
     received_at: AwareDatetime
@@ -119,6 +124,20 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
     applicant_phone: str | None = Field(default=None, max_length=20, description="the applicant's phone, if given")
     notify_by: Literal["email", "sms"] | None = Field(
         default=None, description="how the applicant chose to be told of the dossier's progress; null: not at all"
+    )
+    identification: Identification | None = Field(
+        default=None,
+        description="how the applicant was identified: VNeID level 2 (asserted by the portal's signed webhook), the chip "
+        "of the id card read at the counter (asserted by the clerk), or not at all; null: not said (an event from before)",
+    )
+    population_data_reused: bool | None = Field(
+        default=None,
+        description="the applicant's data was taken from the national population database; null: not said (an event from before)",
+    )
+    submitted_at: AwareDatetime | None = Field(
+        default=None,
+        description="an online dossier: when the applicant submitted it on the portal (national status 1, NgayNopHoSo), "
+        "before the one-stop accepted it at `received_at`; null for the other channels and events from before",
     )
 
 
@@ -360,6 +379,14 @@ class CopyCertified(Event, type="vn.motcua.copy.certified.v1", producer=DIGITIZA
     copies: int = Field(default=1, ge=1)
     sha256: str
     certificate_serial: str
+
+
+class CopyRevoked(Event, type="vn.motcua.copy.revoked.v1", producer=DIGITIZATION):
+    """A certified electronic copy was revoked by a leader of its unit: its check page says so, it is no longer valid."""
+
+    document_id: str = Field(description="the copy's document id")
+    reason: str = Field(min_length=1, max_length=500, description="why the copy was revoked, as its check page shows it")
+    revoked_by: str = Field(description="the leader who revoked it")
 
 
 # ---- payments -------------------------------------------------------------

@@ -6,6 +6,8 @@ A service-prefixed variable (``INTAKE_DATABASE_URL``) overrides the shared one
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -13,6 +15,14 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
+# ``make run`` marks every value it invents (motcua/demo.py) with this mark, letters and digits with case ignored
+# ("motcua-demo-…", the account "MOTCUADEMO"); a production service refuses any setting that carries it.
+DEMO_MARK = "motcuademo"
+
+
+def is_demonstration(value: str | None) -> bool:
+    """Whether a value is one of the local stack's demonstration values (it carries ``motcua-demo``)."""
+    return value is not None and DEMO_MARK in re.sub(r"[^0-9a-z]", "", value.lower())
 
 
 class ServiceSettings(BaseSettings):

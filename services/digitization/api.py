@@ -24,6 +24,8 @@ from services.digitization.models import (
     DocumentsPublic,
     OwnerPublic,
     ReuseDocument,
+    RevocationPublic,
+    RevokeCopy,
     SearchOwnerStore,
     SignaturePublic,
     SignatureReportPublic,
@@ -45,6 +47,8 @@ _CHECKSUM_HEADERS = {
 
 # ---- mapping -------------------------------------------------------------------------------
 
+_REVOCATION = ("revoked_at", "revoked_by", "revocation_reason")  # answered by the revocation route, not with documents
+
 
 def _document(doc: store.Document) -> DocumentPublic:
     signature = (
@@ -53,7 +57,7 @@ def _document(doc: store.Document) -> DocumentPublic:
         else None
     )
     return DocumentPublic(
-        **doc.model_dump(exclude={"owner_key", "owner_hint", "signer", "certificate_serial", "signed_at", "signed_by"}),
+        **doc.model_dump(exclude={"owner_key", "owner_hint", "signer", "certificate_serial", "signed_at", "signed_by", *_REVOCATION}),
         owner=doc.owner_hint,
         signature=signature,
         content_url=f"/api/v1/documents/{doc.id}/content",
@@ -372,3 +376,22 @@ async def certify(
     finally:
         received.discard()
     return _document(doc)
+
+
+@router.post(
+    "/certified-copies/{document_id}/revocation", status_code=201, response_model=RevocationPublic, tags=["certified copies"],
+    summary="Revoke a certified electronic copy (leader of its unit): its check page says so; emits copy.revoked once",
+    responses={200: {"description": "the copy was revoked before: that revocation"},
+               404: {"description": "no such document in your units"},
+               409: {"description": "the document is not a certified copy"}},
+)  # fmt: skip
+async def revoke(response: Response, document_id: str, body: RevokeCopy, user: CurrentUser, deps: Deps) -> RevocationPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        doc, created = await handlers.revoke_copy(tx, document_id, body, user=user)
+    response.status_code = 201 if created else 200
+    assert doc.revoked_at is not None and doc.revoked_by is not None and doc.revocation_reason is not None
+    return RevocationPublic(
+        document_id=doc.id, copy_number=doc.copy_number, revoked_at=doc.revoked_at, revoked_by=doc.revoked_by,
+        reason=doc.revocation_reason,
+        check_url=f"{deps.settings.public_base_url.rstrip('/')}{domain.copy_check_path(doc.id)}",
+    )

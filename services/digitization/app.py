@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from services.digitization import handlers
+from services.digitization import handlers, pages
 from services.digitization.api import router
 from services.digitization.deps import DigitizationDeps
 from services.digitization.settings import DigitizationSettings
@@ -24,14 +24,15 @@ def create_app(
 
     def deps(db: Database, clock: Clock) -> DigitizationDeps:
         return DigitizationDeps(
-            db=db, clock=clock, settings=settings, files=make_file_store(settings), signer=load_unit_signer(settings)
+            db=db, clock=clock, settings=settings, files=make_file_store(settings), signer=load_unit_signer(settings),
+            pages=pages.PAGES,
         )
 
     return build_app(
         settings,
         title="motcua digitization",
         description="Số hóa: the file store, digitized papers, signed results and certified electronic copies.",
-        routers=[router],
+        routers=[router, pages.router],
         deps=deps,
         subscriptions=handlers.subscriptions,
         clock=clock,

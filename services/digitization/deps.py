@@ -1,4 +1,4 @@
-"""What digitization's use cases need besides their input: the file store, the unit's signer, the settings."""
+"""What digitization's use cases need besides their input: the file store, the unit's signer, the settings, the pages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import Depends
 from services.digitization.settings import DigitizationSettings
 from services.digitization.signing import UnitSigner
 from services.digitization.storage import FileStore
+from shared.pages import Pages
 from shared.service import ServiceDeps, get_deps
 
 
@@ -21,6 +22,7 @@ class DigitizationDeps(ServiceDeps):
     settings: DigitizationSettings
     files: FileStore
     signer: UnitSigner
+    pages: Pages  # the templates of the pages for people (services/digitization/pages.py)
 
     @property
     def work_dir(self) -> Path:

@@ -187,6 +187,13 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 # ---- the certified electronic copy (2.000815) ------------------------------------------
 
 CERTIFICATION_TITLE = "LỜI CHỨNG CHỨNG THỰC BẢN SAO ĐIỆN TỬ TỪ BẢN CHÍNH"
+# The page anyone opens from the certification page's QR (services/digitization/pages.py serves it under /kiem-tra).
+COPY_CHECK_PAGE = "/kiem-tra/ban-sao/{document_id}"
+
+
+def copy_check_path(document_id: str) -> str:
+    """The path of a certified copy's check page (a document id is a UUID: nothing to escape)."""
+    return COPY_CHECK_PAGE.format(document_id=document_id)
 
 
 def copy_book(year: int) -> str:
@@ -241,3 +248,32 @@ def signature_lines(*, signer: str, officer: str | None, at: datetime, purpose: 
         lines.append(f"Người thực hiện: {officer}")
     lines.append(f"Thời gian ký: {format_instant(at)}")
     return tuple(lines)
+
+
+@dataclass(frozen=True)
+class CopyVerdict:
+    """Whether a certified copy can be relied on, and why not, in the words its check page uses."""
+
+    valid: bool
+    problems: tuple[str, ...]  # what is wrong with the signature or the stored file
+    revoked: bool = False  # revoked by its unit: not valid, whatever the signature (the page says when and why)
+
+
+def copy_verdict(
+    *, signed: bool, intact: bool, trusted: bool, modified_after_signing: bool, file_matches: bool | None,
+    revoked: bool = False,
+) -> CopyVerdict:
+    """A copy is valid when it was not revoked, its stored file is the one signed, carries the signature intact, by a
+    trusted certificate, with nothing appended after signing. Each failure is named for the person checking it."""
+    problems = []
+    if file_matches is False:
+        problems.append("Tệp bản sao đang lưu không còn trùng với tệp đã được ký (mã băm đã khác).")
+    if not signed:
+        problems.append("Không đọc được chữ ký số trong tệp bản sao.")
+    elif not intact:
+        problems.append("Nội dung bản sao đã bị thay đổi sau khi ký: chữ ký số không còn khớp với nội dung.")
+    if signed and intact and not trusted:  # a broken signature says nothing about its certificate
+        problems.append("Chứng thư số của người ký không thuộc cơ quan chứng thực được tin cậy.")
+    if signed and modified_after_signing:
+        problems.append("Tệp có phần nội dung được thêm vào sau khi ký.")
+    return CopyVerdict(valid=not problems and not revoked, problems=tuple(problems), revoked=revoked)

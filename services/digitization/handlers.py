@@ -30,6 +30,7 @@ from services.digitization.models import (
     DeclareOwner,
     DigitizePaper,
     ReuseDocument,
+    RevokeCopy,
     SearchOwnerStore,
     SignResult,
 )
@@ -50,6 +51,7 @@ from shared.events import (
     CaseReturned,
     CaseStopped,
     CopyCertified,
+    CopyRevoked,
     DocumentDigitized,
     DocumentReused,
     DocumentSigned,
@@ -215,23 +217,35 @@ async def documents_of(tx: UnitOfWork, code: str, *, user: Principal) -> list[st
     return await store.of_dossier(session=tx.session, dossier_code=ref.code)
 
 
-async def check_signatures(doc: store.Document, *, deps: DigitizationDeps) -> signing.SignatureCheck:
-    """Verify the stored file of a document (file work only: the caller has read the document already)."""
+async def check_signatures(
+    doc: store.Document, *, deps: DigitizationDeps, unreadable_is_unsigned: bool = False
+) -> signing.SignatureCheck:
+    """Verify the stored file of a document (file work only: the caller has read the document already).
+
+    A stored file that no longer reads as a signed PDF is the 422 problem ``damaged-file``; with
+    ``unreadable_is_unsigned`` (the copy check page) it is a check that found no signature, which the page calls
+    not valid.
+    """
     async with _scratch(deps) as work:
         path = await _fetch(deps, doc.sha256, work / "doc.pdf")
         digest = await asyncio.to_thread(_sha256_of, path)
-        reports = await _verify_path(deps, path)
+        try:
+            reports = await _verify_path(deps, path)
+        except Problem as exc:
+            if not (unreadable_is_unsigned and exc.slug == "damaged-file"):
+                raise
+            reports = []
     return signing.SignatureCheck(sha256=doc.sha256, sha256_matches=digest == doc.sha256, reports=reports)
 
 
 async def check_certified_copy(
-    tx: UnitOfWork, document_id: str, *, deps: DigitizationDeps
+    tx: UnitOfWork, document_id: str, *, deps: DigitizationDeps, unreadable_is_unsigned: bool = False
 ) -> tuple[store.Document, signing.SignatureCheck]:
     """Anyone holding a certified copy's link checks its signature; other documents are not found."""
     doc = await store.get(session=tx.session, document_id=document_id)
     if doc is None or doc.kind != "certified_copy":
         raise NotFound("certified copy", document_id)
-    return doc, await check_signatures(doc, deps=deps)
+    return doc, await check_signatures(doc, deps=deps, unreadable_is_unsigned=unreadable_is_unsigned)
 
 
 async def verify_pdf(file: SpooledFile | None, *, deps: DigitizationDeps) -> list[signing.SignatureReport]:
@@ -400,7 +414,7 @@ async def certify_copy(
             dossier_code=ref.code,
         )  # fmt: skip
         page = work / "certification.pdf"
-        lookup = f"{deps.settings.public_base_url.rstrip('/')}/api/v1/public/documents/{document_id}/signature"
+        lookup = f"{deps.settings.public_base_url.rstrip('/')}{domain.copy_check_path(document_id)}"
         place = await asyncio.to_thread(pdfs.render_certification, page, certification, lookup_url=lookup)
         joined = work / "copy.pdf"
         total = await asyncio.to_thread(pdfs.join, scan, page, joined)
@@ -449,6 +463,31 @@ async def certify_copy(
         )
     )  # fmt: skip
     return doc
+
+
+async def revoke_copy(tx: UnitOfWork, document_id: str, cmd: RevokeCopy, *, user: Principal) -> tuple[store.Document, bool]:
+    """A leader of the copy's unit revokes a certified copy; (document, newly revoked). ``copy.revoked`` once.
+
+    Revoking again answers the first revocation (its time, leader and reason); a document that is not a
+    certified copy is a conflict; a copy of another unit is not found.
+    """
+    require(user, Role.LEADER)
+    await _visible_document(tx, document_id, user)
+    doc = await store.get(session=tx.session, document_id=document_id, lock=True)  # one revocation, however many ask
+    assert doc is not None
+    if doc.kind != "certified_copy":
+        raise Conflict(f"Document {document_id} is a {doc.kind.replace('_', ' ')}, not a certified copy: only a certified copy is revoked.")
+    if doc.revoked_at is not None:
+        return doc, False
+    doc.revoked_at, doc.revoked_by, doc.revocation_reason = tx.now, user.subject, cmd.reason
+    tx.session.add(doc)
+    await tx.emit(
+        CopyRevoked(
+            dossier_code=doc.dossier_code, unit=doc.unit, occurred_at=tx.now, document_id=doc.id, reason=cmd.reason,
+            revoked_by=user.subject,
+        )
+    )  # fmt: skip
+    return doc, True
 
 
 # ---- helpers of the use cases ----------------------------------------------------------------

@@ -17,6 +17,10 @@ def _normalised(value: str) -> str:
     return compact if len(compact) == 12 else value.strip()
 
 
+def _stripped(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
 def _blank_is_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -79,6 +83,14 @@ class SignResult(BaseModel):
     """A leader has the result signed with the unit's certificate."""
 
     reason: str = Field(default="Ký số kết quả giải quyết thủ tục hành chính", max_length=300)
+
+
+class RevokeCopy(BaseModel):
+    """Revoke a certified electronic copy (a leader of its unit): its check page says so from then on."""
+
+    reason: Annotated[str, BeforeValidator(_stripped)] = Field(
+        min_length=1, max_length=500, description="why the copy is revoked; the public check page shows it"
+    )
 
 
 class DeclareOwner(BaseModel):
@@ -190,6 +202,17 @@ class SignatureReportPublic(BaseModel):
     sha256_matches: bool | None = None
     copy_number: str | None = None
     signatures: list[signing.SignatureReport]
+
+
+class RevocationPublic(BaseModel):
+    """A certified copy's revocation (the first one: revoking again answers it)."""
+
+    document_id: str
+    copy_number: str | None
+    revoked_at: datetime
+    revoked_by: str
+    reason: str
+    check_url: str = Field(description="the copy's public check page, which now says it was revoked")
 
 
 class OwnerPublic(BaseModel):

@@ -85,6 +85,10 @@ class Document(SQLModel, table=True):
     copy_number: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     created_by: str = Field(max_length=200)
+    # A certified copy's revocation (a leader of its unit): set once, all three together.
+    revoked_at: datetime | None = _ts()
+    revoked_by: str | None = Field(default=None, max_length=200)
+    revocation_reason: str | None = Field(default=None, max_length=500)
 
 
 class DossierOwner(SQLModel, table=True):

@@ -19,6 +19,9 @@ from services.intake.models import (
     CatalogImport,
     DossierPublic,
     IntakeRecordPublic,
+    NationalCatalogApply,
+    NationalCatalogLook,
+    NationalImportPublic,
     NotAccepted,
     PortalPushPublic,
     ProcedurePublic,
@@ -153,6 +156,51 @@ async def export_catalog(deps: Deps) -> dict[str, Any]:
 async def import_catalog(body: CatalogImport, deps: Deps, user: Annotated[Principal, require_roles(Role.ADMIN)]) -> dict[str, int]:
     async with deps.db.unit_of_work(actor=user.subject) as tx:
         return await handlers.import_catalog(tx, body, deps=deps, user=user)
+
+
+def _national_import(row: store.NationalImport) -> NationalImportPublic:
+    kinds = ("added", "changed", "unchanged", "local_only", "unusable")
+    return NationalImportPublic(
+        **row.model_dump(exclude={"diff", "base_versions"}),
+        counts={k: len(row.diff[k]) for k in kinds},
+        **{k: row.diff[k] for k in kinds},
+    )
+
+
+@router.post(
+    "/catalog/national-imports", status_code=201, response_model=NationalImportPublic, tags=["procedures"],
+    summary="Read the national procedure list through the LGSP and show what importing it would change (admin; a dry run)",
+    responses={502: {"description": "the LGSP refused the list"}, 503: {"description": "the LGSP is not configured or not reachable"}},
+)  # fmt: skip
+async def look_at_national_catalog(
+    body: NationalCatalogLook, deps: Deps, user: Annotated[Principal, require_roles(Role.ADMIN)]
+) -> NationalImportPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        row = await handlers.look_at_national_catalog(tx, body, deps=deps, user=user)
+    return _national_import(row)
+
+
+@router.get(
+    "/catalog/national-imports/{import_id}", response_model=NationalImportPublic, tags=["procedures"],
+    summary="A look at the national list and what applying it published (admin)",
+)  # fmt: skip
+async def get_national_import(
+    import_id: int, deps: Deps, user: Annotated[Principal, require_roles(Role.ADMIN)]
+) -> NationalImportPublic:
+    async with deps.db.reading() as tx:
+        return _national_import(await handlers.get_national_import(tx, import_id))
+
+
+@router.post(
+    "/catalog/national-imports/{import_id}/apply", response_model=NationalImportPublic, tags=["procedures"],
+    summary="Publish what a look found: a new version of each procedure added or changed (admin)",
+)  # fmt: skip
+async def apply_national_catalog(
+    import_id: int, body: NationalCatalogApply, deps: Deps, user: Annotated[Principal, require_roles(Role.ADMIN)]
+) -> NationalImportPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        row = await handlers.apply_national_catalog(tx, import_id, body, deps=deps, user=user)
+    return _national_import(row)
 
 
 # ---- calendar ------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from services.intake import handlers
+from services.intake import domain, handlers, national, pages
 from services.intake.api import router
 from services.intake.caches import CalendarCache, CatalogCache
 from services.intake.deps import IntakeDeps
@@ -22,9 +22,11 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
         settings,
         title="motcua intake",
         description="Tiếp nhận hồ sơ: procedures, reception on every channel, receipts and lawful appointments.",
-        routers=[router],
+        routers=[router, pages.router],
         deps=lambda db, clock: IntakeDeps(
-            db=db, clock=clock, settings=settings, calendars=CalendarCache(settings), catalog=CatalogCache(settings)
+            db=db, clock=clock, settings=settings, calendars=CalendarCache(settings), catalog=CatalogCache(settings),
+            pages=pages.PAGES, lgsp=national.lgsp_config(settings),
+            national_mapping=domain.national_mapping(settings.national_catalog_mapping),
         ),
         subscriptions=handlers.subscriptions,
         loops=lambda deps: [PortalPusher(deps.settings, deps.db)] if settings.portal_sync_url else [],

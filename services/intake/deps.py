@@ -1,14 +1,17 @@
-"""What intake's use cases need besides their input: the settings and the caches of reference data."""
+"""What intake's use cases need besides their input: the settings, the caches of reference data and the pages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Depends
 
+from services.intake import domain
 from services.intake.caches import CalendarCache, CatalogCache
 from services.intake.settings import IntakeSettings
+from shared.lgsp import LgspConfig
+from shared.pages import Pages
 from shared.service import ServiceDeps, get_deps
 
 
@@ -19,6 +22,9 @@ class IntakeDeps(ServiceDeps):
     settings: IntakeSettings
     calendars: CalendarCache
     catalog: CatalogCache
+    pages: Pages  # the templates of the pages for people (services/intake/pages.py)
+    lgsp: LgspConfig | None = None  # how to reach the LGSP for the national procedure list (None: not configured)
+    national_mapping: dict[str, Any] = field(default_factory=domain.national_mapping)  # its answers, read by the catalog
 
 
 Deps = Annotated[IntakeDeps, Depends(get_deps)]

@@ -10,12 +10,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.intake import domain, portal, printing, store
+from services.intake import domain, national, portal, printing, store
 from services.intake.caches import procedure_in_force, procedure_of
 from services.intake.deps import IntakeDeps
 from services.intake.models import (
     CalendarDayChange,
     CatalogImport,
+    NationalCatalogApply,
+    NationalCatalogLook,
     NotAccepted,
     PortalDossier,
     PublishVersion,
@@ -201,6 +203,87 @@ async def import_catalog(tx: UnitOfWork, cmd: CatalogImport, *, deps: IntakeDeps
     return {"added": added, "skipped": skipped}
 
 
+# ---- the national procedure list -------------------------------------------
+
+
+async def look_at_national_catalog(
+    tx: UnitOfWork, cmd: NationalCatalogLook, *, deps: IntakeDeps, user: Principal
+) -> store.NationalImport:
+    """Read the national list through the LGSP and keep what importing it would do (added, changed with the changed
+    fields, unchanged, local-only, unusable); the catalog itself does not change until an admin applies it."""
+    # the LGSP first: until its first statement the unit of work holds no connection (the calls may take minutes)
+    found = await national.fetch(
+        deps.lgsp, deps.national_mapping, madonvi=cmd.unit, codes=cmd.codes, concurrency=deps.settings.national_catalog_concurrency
+    )
+    latest = await store.latest_documents(session=tx.session)
+    day = domain.receipt_day(tx.now)
+    mapping = deps.national_mapping
+    diff = domain.catalog_diff(
+        {code: row.document for code, row in latest.items()}, found.records, listed=found.listed,
+        evidence=f"DVCQG {mapping['list_service']}/{mapping['detail_service']} {day.isoformat()}",
+    )  # fmt: skip
+    diff["unusable"] += [{"code": code, "name": "", "notes": [], "reason": reason} for code, reason in found.failed]
+    base = {e["code"]: latest[e["code"]].version if e["code"] in latest else 0 for e in (*diff["added"], *diff["changed"])}
+    row = store.NationalImport(
+        fetched_at=tx.now, fetched_by=user.subject, unit=cmd.unit, effective_from=cmd.effective_from or day, diff=diff,
+        base_versions=base,
+    )  # fmt: skip
+    return await store.insert_import(session=tx.session, row=row)
+
+
+async def get_national_import(tx: UnitOfWork, import_id: int) -> store.NationalImport:
+    """A look at the national list, and what applying it published."""
+    row = await store.national_import(session=tx.session, import_id=import_id)
+    if row is None:
+        raise NotFound("national catalog import", str(import_id))
+    return row
+
+
+async def apply_national_catalog(
+    tx: UnitOfWork, import_id: int, cmd: NationalCatalogApply, *, deps: IntakeDeps, user: Principal
+) -> store.NationalImport:
+    """Publish what a look found: for each procedure added or changed (or each of ``cmd.codes``), the next version, in
+    force from the look's day. Procedures only in the catalog, and the fields the national records lack, stay.
+
+    A look is applied once; one whose procedure was published again since is refused (409: look again), so what is
+    published is what the admin saw.
+    """
+    row = await store.national_import(session=tx.session, import_id=import_id, lock=True)
+    if row is None:
+        raise NotFound("national catalog import", str(import_id))
+    if row.applied_at is not None:
+        raise Conflict(f"National catalog import {import_id} was applied at {row.applied_at.isoformat()} by {row.applied_by}.")
+    entries = {e["code"]: (kind, e) for kind in ("added", "changed") for e in row.diff[kind]}
+    chosen = list(entries) if cmd.codes is None else list(dict.fromkeys(cmd.codes))
+    unknown = [c for c in chosen if c not in entries]
+    if unknown:
+        raise Problem(422, "not-in-import", "Not added or changed by this import", f"codes: {', '.join(unknown[:20])}")
+    published = []
+    for code in chosen:
+        kind, entry = entries[code]
+        latest = await store.latest_version_number(session=tx.session, code=code)
+        if latest != row.base_versions.get(code, 0):
+            raise Conflict(
+                f"{code} was published again since import {import_id} looked (version {latest}, not {row.base_versions.get(code, 0)}): "
+                "look at the national list again.",
+                code=code,
+            )
+        document = {**entry["document"], "code": code}
+        _checked_procedure(code, document)
+        store.add(
+            session=tx.session,
+            row=store.ProcedureVersion(
+                code=code, version=latest + 1, effective_from=row.effective_from, name=document["name"], field=document["field"],
+                document=document, published_at=tx.now, published_by=f"dvcqg:{user.subject}",
+            ),
+        )  # fmt: skip
+        published.append({"code": code, "version": latest + 1, "change": kind})
+    row.applied_at, row.applied_by, row.applied = tx.now, user.subject, published
+    tx.session.add(row)
+    tx.after_commit(deps.catalog.forget)
+    return row
+
+
 # ---- calendar --------------------------------------------------------------
 
 
@@ -297,6 +380,8 @@ async def _accept(
         },
         status=NationalStatus.ACCEPTED,
         received_by=received_by,
+        identification=cmd.identification,
+        population_data_reused=cmd.population_data_reused,
         **extra,
     )
     dossier = await store.insert_dossier(session=tx.session, values=values)
@@ -309,6 +394,7 @@ async def _accept(
             procedure_name=procedure.name,
             procedure_version=procedure.version,
             procedure_field=procedure.field,
+            procedure_field_code=row.document.get("field_code"),
             applicant_name=dossier.applicant_name,
             channel=channel,  # type: ignore[arg-type]
             received_at=received_at,
@@ -329,6 +415,9 @@ async def _accept(
             applicant_email=dossier.applicant_email,
             applicant_phone=dossier.applicant_phone,
             notify_by=cmd.notify_by,
+            identification=cmd.identification,
+            population_data_reused=cmd.population_data_reused,
+            submitted_at=dossier.submitted_at,
         )
     )
     if dossier.portal_dossier_id:
@@ -336,10 +425,19 @@ async def _accept(
     return dossier
 
 
+def _check_identification(cmd: ReceptionBase, party: str, deps: IntakeDeps) -> None:
+    """A 422 problem when the party may not assert the applicant's identification (a clerk cannot vouch for VNeID)."""
+    refusal = domain.identification_refusal(party, cmd.identification, deps.settings.identification_asserted_by)
+    if refusal is not None:
+        raise Problem(422, "identification-not-assertable", "This identification cannot be asserted here", refusal,
+                      identification=cmd.identification, asserted_by=party)  # fmt: skip
+
+
 async def receive_dossier(
     tx: UnitOfWork, cmd: ReceiveDossier, *, idempotency_key: str | None, deps: IntakeDeps, user: Principal
 ) -> tuple[store.Dossier, bool]:
     """Accept a dossier at the counter or from the post for the clerk's unit; (dossier, created)."""
+    _check_identification(cmd, "clerk", deps)
     unit = _single_unit(user)
     user.require_unit(unit)
     if idempotency_key:
@@ -384,6 +482,7 @@ async def receive_portal_dossier(
         now=tx.now, max_age_seconds=settings.portal_webhook_max_age_seconds, who="Portal",
     )  # fmt: skip
     cmd = _portal_submission(body)
+    _check_identification(cmd, "portal", deps)
     earlier = await store.by_portal_id(session=tx.session, portal_dossier_id=cmd.portal_dossier_id)
     if earlier is not None:
         return earlier, False
@@ -455,6 +554,14 @@ async def public_status(tx: UnitOfWork, code: str) -> store.Dossier:
     if dossier is None:
         raise NotFound("dossier", code)
     return dossier
+
+
+async def public_record(tx: UnitOfWork, reference: str) -> store.IntakeRecord:
+    """A not-accepted record by its reference, for the page its Form 02 or 03 links to (the page shows no personal data)."""
+    row = await store.record(session=tx.session, reference=reference)
+    if row is None:
+        raise NotFound("intake record", reference)
+    return row
 
 
 def _set_status(tx: UnitOfWork, dossier: store.Dossier, status: NationalStatus) -> None:

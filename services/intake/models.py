@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
 
 from shared.calendar import DayKind
+from shared.events import Identification
 from shared.identity import CitizenIdNumber, TaxCode
 
 # ---- requests ---------------------------------------------------------------
@@ -59,6 +60,14 @@ class ReceptionBase(BaseModel):
     return_channel: Literal["counter", "postal", "online"] = "counter"
     notify_by: Literal["email", "sms"] | None = Field(
         default=None, description="tell the applicant of the dossier's progress by e-mail or SMS (needs applicant.email / .phone)"
+    )
+    identification: Identification = Field(
+        default="none",
+        description="how the applicant was identified: `vneid_level2` (VNeID level 2, only the portal's signed webhook may "
+        "say so), `chip_card` (the chip of the id card read at the counter, only a clerk may say so) or `none`",
+    )
+    population_data_reused: bool = Field(
+        default=False, description="the applicant's data was taken from the national population database (CSDLQG về dân cư)"
     )
 
     @model_validator(mode="after")
@@ -139,6 +148,7 @@ class ProcedureDefinition(BaseModel):
 
     name: str = Field(min_length=1, max_length=500)
     field: str = Field(min_length=1, max_length=100)
+    field_code: str | None = Field(default=None, max_length=64, description="the field's code in the national list (MaLinhVuc)")
     code_verified: bool = True
     time_limit: dict[str, Any]
     committed_limit: dict[str, Any] | None = None
@@ -161,6 +171,20 @@ class CatalogImport(BaseModel):
     """An exported catalog."""
 
     procedures: list[dict[str, Any]] = Field(max_length=5000)
+
+
+class NationalCatalogLook(BaseModel):
+    """Read the national procedure list through the LGSP and compare it with the catalog (nothing changes yet)."""
+
+    unit: str | None = Field(default=None, max_length=64, description="`madonvi` of the LGSP calls (default: DVCQG_MADONVI)")
+    codes: list[str] | None = Field(default=None, max_length=5000, description="only these procedures (default: the whole list)")
+    effective_from: date | None = Field(default=None, description="when the versions it would publish come into force (default: today)")
+
+
+class NationalCatalogApply(BaseModel):
+    """Publish what a look found: a new version of each procedure added or changed (or of only these)."""
+
+    codes: list[str] | None = Field(default=None, max_length=5000, description="only these of the added and changed")
 
 
 class CalendarDayChange(BaseModel):
@@ -254,6 +278,8 @@ class DossierPublic(BaseModel):
     status: int
     status_name: str
     received_by: str
+    identification: Identification = Field(description="how the applicant was identified at reception")
+    population_data_reused: bool = Field(description="the applicant's data was taken from the national population database")
 
 
 class PublicStatus(BaseModel):
@@ -281,6 +307,52 @@ class IntakeRecordPublic(BaseModel):
     details: dict[str, Any]
     created_at: datetime
     created_by: str
+
+
+class CatalogChange(BaseModel):
+    """One field of a procedure that the national record changes."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+class NationalEntry(BaseModel):
+    """A procedure in a look at the national list."""
+
+    code: str
+    name: str
+    notes: list[str] = Field(default_factory=list, description="fields the national record gives that could not be read: kept as they are")
+    changes: list[CatalogChange] = Field(default_factory=list, description="changed: each field, before and after")
+    document: dict[str, Any] | None = Field(default=None, description="added or changed: the definition the new version publishes")
+    reason: str | None = Field(default=None, description="unusable: why nothing is done with it")
+
+
+class PublishedVersion(BaseModel):
+    """A version an import published."""
+
+    code: str
+    version: int
+    change: Literal["added", "changed"]
+
+
+class NationalImportPublic(BaseModel):
+    """A look at the national procedure list against the catalog, and what applying it published."""
+
+    id: int
+    fetched_at: datetime
+    fetched_by: str
+    unit: str | None
+    effective_from: date
+    counts: dict[str, int] = Field(description="added, changed, unchanged, local_only, unusable")
+    added: list[NationalEntry] = Field(description="in the national list, not in the catalog")
+    changed: list[NationalEntry] = Field(description="in both; the national record changes these fields")
+    unchanged: list[NationalEntry]
+    local_only: list[NationalEntry] = Field(description="in the catalog only: local additions, kept")
+    unusable: list[NationalEntry] = Field(description="national records that give no usable procedure: nothing is done")
+    applied_at: datetime | None
+    applied_by: str | None
+    applied: list[PublishedVersion]
 
 
 class PortalPushPublic(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from urllib.parse import quote
 
 from services.intake import store
 from services.intake.settings import IntakeSettings
@@ -190,13 +191,39 @@ _KINDS = {"original": DocumentKind.ORIGINAL, "copy": DocumentKind.COPY,
 _RETURN = {"counter": ReturnMethod.IN_PERSON, "postal": ReturnMethod.POSTAL, "online": ReturnMethod.ONLINE}
 
 
+# The pages people open (services/intake/pages.py serves them under /tra-cuu).
+STATUS_PAGE = "/tra-cuu/ho-so/{code}"
+RECORD_PAGE = "/tra-cuu/phieu/{reference}"
+BOARD_PAGE = "/tra-cuu/niem-yet/{unit}"
+
+
+def status_path(code: str) -> str:
+    """The path of a dossier's status page."""
+    return STATUS_PAGE.format(code=quote(code, safe=""))
+
+
+def record_path(reference: str) -> str:
+    """The path of a not-accepted record's page (what the QR of Forms 02 and 03 opens)."""
+    return RECORD_PAGE.format(reference=quote(reference, safe=""))
+
+
+def board_path(unit: str) -> str:
+    """The path of a unit's procedure board."""
+    return BOARD_PAGE.format(unit=quote(unit, safe=""))
+
+
 def lookup_url(settings: IntakeSettings, code: str) -> str:
     """The public status page of a dossier (what the QR code opens)."""
-    return f"{settings.public_base_url.rstrip('/')}/api/v1/public/dossiers/{code}"
+    return f"{settings.public_base_url.rstrip('/')}{status_path(code)}"
+
+
+def unit_name(settings: IntakeSettings, unit: str) -> str:
+    """The unit's name as forms and pages print it (``INTAKE_UNIT_NAMES``, else "Bộ phận Một cửa <code>")."""
+    return settings.unit_names.get(unit, f"Bộ phận Một cửa {unit}")
 
 
 def _agency(settings: IntakeSettings, unit: str) -> Agency:
-    return Agency(name=settings.unit_names.get(unit, f"Bộ phận Một cửa {unit}"))
+    return Agency(name=unit_name(settings, unit))
 
 
 def receipt(d: store.Dossier, settings: IntakeSettings) -> bytes:
@@ -232,7 +259,7 @@ def not_accepted(r: store.IntakeRecord, settings: IntakeSettings) -> bytes | Non
     common = dict(
         agency=_agency(settings, r.unit),
         dossier_code=r.reference,
-        lookup_url=f"{settings.public_base_url.rstrip('/')}/api/v1/intake-records/{r.reference}",
+        lookup_url=f"{settings.public_base_url.rstrip('/')}{record_path(r.reference)}",
         applicant=Applicant(name=r.applicant_name),
         procedure=Procedure(name=r.procedure_name or "", code=r.procedure_code or ""),
         officer=Officer(name=r.created_by),

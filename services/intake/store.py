@@ -74,6 +74,8 @@ class Dossier(SQLModel, table=True):
     status: int = NationalStatus.ACCEPTED
     received_by: str
     idempotency_key: str | None = Field(default=None, max_length=128)
+    identification: str = Field(default="none", max_length=16, description="vneid_level2, chip_card or none (revision 0003)")
+    population_data_reused: bool = False
 
 
 class IntakeRecord(SQLModel, table=True):
@@ -109,6 +111,24 @@ class PortalPush(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     last_error: str | None = None
+
+
+class NationalImport(SQLModel, table=True):
+    """A look at the national procedure list (LayDanhSachTTHC, LayThuTuc) against the catalog: what importing it would
+    add and change, kept until an admin applies it (revision 0004)."""
+
+    __tablename__ = "national_catalog_imports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fetched_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    fetched_by: str
+    unit: str | None = Field(default=None, max_length=64, description="madonvi of the LGSP calls")
+    effective_from: date
+    diff: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    base_versions: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False), description="code → latest version then (0: none)")
+    applied_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    applied_by: str | None = None
+    applied: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
 
 
 # ---- procedures -------------------------------------------------------------
@@ -173,6 +193,26 @@ async def latest_version_number(*, session: AsyncSession, code: str) -> int:
 def add(*, session: AsyncSession, row: SQLModel) -> None:
     """Stage a new row."""
     session.add(row)
+
+
+async def latest_documents(*, session: AsyncSession) -> dict[str, ProcedureVersion]:
+    """The highest version of every procedure, by code."""
+    result = await session.exec(
+        select(ProcedureVersion).distinct(ProcedureVersion.code).order_by(ProcedureVersion.code, col(ProcedureVersion.version).desc())
+    )
+    return {row.code: row for row in result.all()}
+
+
+async def insert_import(*, session: AsyncSession, row: NationalImport) -> NationalImport:
+    """Store a look at the national list now (its id is known on return)."""
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def national_import(*, session: AsyncSession, import_id: int, lock: bool = False) -> NationalImport | None:
+    """A stored look at the national list (row-locked for the transaction when asked)."""
+    return await session.get(NationalImport, import_id, with_for_update=lock)
 
 
 # ---- calendar ---------------------------------------------------------------

@@ -30,6 +30,7 @@ from services.payments.models import (
     TransferPublic,
     TransfersPublic,
 )
+from services.payments.settings import PaymentsSettings
 from shared.auth import Principal, require_roles
 from shared.errors import Conflict, Problem
 from shared.ratelimit import Policy, rate_limited
@@ -49,12 +50,13 @@ PaymentId = Annotated[str, Path(min_length=1, max_length=16, examples=["MC4F7K2Q
 MAX_STATEMENT_BYTES = 5_000_000
 
 
-def _payment(p: store.Payment) -> PaymentPublic:
+def _payment(p: store.Payment, settings: PaymentsSettings) -> PaymentPublic:
     return PaymentPublic(
         **p.model_dump(exclude={"lines", "status"}),
         status=PaymentStatus(p.status),
         lines=[PaymentLinePublic(**line) for line in p.lines],
         qr_payload=qr_payload(p),
+        payment_page_url=settings.payment_page_url(p.id),
     )
 
 
@@ -109,13 +111,13 @@ async def list_payments(
         rows, count = await handlers.list_payments(
             tx, dossier_code=dossier_code, status=status.value if status else None, limit=limit, offset=offset, user=user
         )
-        return PaymentsPublic(data=[_payment(p) for p in rows], count=count)
+        return PaymentsPublic(data=[_payment(p, deps.settings) for p in rows], count=count)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentPublic, tags=["payments"], summary="A payment with its VietQR payload")
 async def get_payment(payment_id: PaymentId, deps: Deps, user: Reader) -> PaymentPublic:
     async with deps.db.reading() as tx:
-        return _payment(await handlers.get_payment(tx, payment_id, user=user))
+        return _payment(await handlers.get_payment(tx, payment_id, user=user), deps.settings)
 
 
 def _qr(payload: str) -> segno.QRCode:
@@ -182,14 +184,14 @@ async def pay_cash(
             payment, _ = await handlers.take_cash(tx, payment_id, body, deps=deps, user=user, idempotency_key=idempotency_key)
     except IntegrityError:
         raise Conflict("A concurrent request changed this payment; read it again.") from None
-    return _payment(payment)
+    return _payment(payment, deps.settings)
 
 
 @router.post("/payments/{payment_id}/refund", response_model=PaymentPublic, tags=["payments"], summary="A leader refunds a paid fee")
 async def refund(payment_id: PaymentId, body: RefundRequest, deps: Deps, user: Leader) -> PaymentPublic:
     async with deps.db.unit_of_work(actor=user.subject) as tx:
         payment = await handlers.refund(tx, payment_id, body, user=user)
-    return _payment(payment)
+    return _payment(payment, deps.settings)
 
 
 @router.post(
@@ -206,7 +208,7 @@ async def reissue(response: Response, payment_id: PaymentId, deps: Deps, user: M
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/payments/{payment.id}"
-    return _payment(payment)
+    return _payment(payment, deps.settings)
 
 
 @router.get(
@@ -221,7 +223,7 @@ async def fee_assessment(dossier_code: Annotated[str, Path(max_length=64)], deps
             procedure_version=dossier.procedure_version, channel=dossier.channel, fee_lines=dossier.fee_lines,
             copies=dossier.copies, pages=dossier.pages, exemption=dossier.exemption,
             assessed_at_reception=dossier.assessed_total, waiting_for_pages=dossier.waiting_lines,
-            withdrawn=dossier.withdrawn, payments=[_payment(p) for p in payments],
+            withdrawn=dossier.withdrawn, payments=[_payment(p, deps.settings) for p in payments],
         )  # fmt: skip
 
 
@@ -253,7 +255,7 @@ async def match_transfer(transfer_id: int, body: MatchTransfer, deps: Deps, user
             _, payment = await handlers.match_transfer(tx, transfer_id, body, deps=deps, user=user)
     except IntegrityError:
         raise Conflict(f"Payment {body.payment_id} was confirmed by another transfer meanwhile.") from None
-    return _payment(payment)
+    return _payment(payment, deps.settings)
 
 
 @router.post(

@@ -366,6 +366,36 @@ def qr_payload(payment: Payable) -> str | None:
     )  # fmt: skip
 
 
+# NAPAS BINs of the banks that hold most collection accounts, named on the payment page; others show their BIN.
+BANK_NAMES = {
+    "970405": "Agribank – Ngân hàng Nông nghiệp và Phát triển Nông thôn Việt Nam",
+    "970415": "VietinBank – Ngân hàng TMCP Công Thương Việt Nam",
+    "970418": "BIDV – Ngân hàng TMCP Đầu tư và Phát triển Việt Nam",
+    "970436": "Vietcombank – Ngân hàng TMCP Ngoại thương Việt Nam",
+    "970407": "Techcombank – Ngân hàng TMCP Kỹ thương Việt Nam",
+    "970422": "MB – Ngân hàng TMCP Quân đội",
+    "970432": "VPBank – Ngân hàng TMCP Việt Nam Thịnh Vượng",
+    "970416": "ACB – Ngân hàng TMCP Á Châu",
+    "970403": "Sacombank – Ngân hàng TMCP Sài Gòn Thương Tín",
+    "970423": "TPBank – Ngân hàng TMCP Tiên Phong",
+}
+
+
+def bank_name(bank_bin: str) -> str:
+    """The bank of a NAPAS BIN, in words (``Ngân hàng có mã BIN 970499`` when it is not one of the usual ones)."""
+    return BANK_NAMES.get(bank_bin, f"Ngân hàng có mã BIN {bank_bin}")
+
+
+# A payment's status as the citizen reads it.
+STATUS_WORDS = {
+    PaymentStatus.PENDING: "Chờ thanh toán",
+    PaymentStatus.PAID: "Đã thanh toán",
+    PaymentStatus.FAILED: "Thanh toán không thành công",
+    PaymentStatus.EXPIRED: "Đã hết hạn thanh toán",
+    PaymentStatus.REFUNDED: "Đã hoàn trả",
+}
+
+
 # ---- transfers: what a confirmation does to a request --------------------------------------------
 
 # The provider (and source) of a fee taken in cash at the counter.

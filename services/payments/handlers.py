@@ -743,6 +743,26 @@ async def payment_qr(tx: UnitOfWork, payment_id: str, *, user: Principal) -> str
     return payload
 
 
+@dataclass(frozen=True)
+class PaymentPage:
+    """What the citizen's payment page shows: the request, and the request that replaced it (if it was reissued)."""
+
+    payment: store.Payment
+    replaced_by: store.Payment | None
+
+
+async def payment_page(tx: UnitOfWork, payment_id: str) -> PaymentPage:
+    """A request as its public page shows it, to whoever holds its id: 50 random bits, the key of the page's link
+    (``payment_page_url``), also carried by the transfer memo. 404 for an id that is malformed or unknown."""
+    payment = await store.get(session=tx.session, payment_id=payment_id) if domain.PAYMENT_ID_RE.fullmatch(payment_id) else None
+    if payment is None:
+        raise NotFound("payment", payment_id)
+    replaced_by = None
+    if payment.status in (PaymentStatus.FAILED.value, PaymentStatus.EXPIRED.value):
+        replaced_by = await store.by_basis(session=tx.session, dossier_code=payment.dossier_code, basis=f"reissue:{payment.id}")
+    return PaymentPage(payment=payment, replaced_by=replaced_by)
+
+
 async def receipt(tx: UnitOfWork, payment_id: str, *, deps: PaymentsDeps, user: Principal) -> tuple[store.Payment, bytes]:
     """A paid (or since refunded) payment and its receipt as PDF (drawn in a thread); 409 before it is paid."""
     payment = await _visible(tx, payment_id, user)

@@ -93,6 +93,10 @@ class PaymentPublic(BaseModel):
     currency: str
     lines: list[PaymentLinePublic]
     qr_payload: str | None
+    payment_page_url: str = Field(
+        description="the citizen's page for this request: the amount, the VietQR and the account to pay while it is "
+        "pending, and that it was paid once the bank's confirmation has arrived"
+    )
     bank_bin: str | None
     account: str | None
     created_at: datetime

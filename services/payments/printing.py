@@ -38,7 +38,7 @@ class PaymentMethod(StrEnum):
     ONLINE = "ONLINE"
 
 
-_PAYMENT_METHOD_LABEL = {
+PAYMENT_METHOD_LABEL = {
     PaymentMethod.CASH: "Tiền mặt tại Bộ phận Một cửa",
     PaymentMethod.TRANSFER: "Chuyển khoản (VietQR)",
     PaymentMethod.ONLINE: "Thanh toán trực tuyến",
@@ -120,7 +120,7 @@ def render_fee_receipt(form: FeeReceiptForm) -> bytes:
     )
     write_field(pdf, "Tổng số tiền", f"{format_vnd(form.total)} đồng", bold=True)
     write_field(pdf, "Số tiền bằng chữ", amount_in_words(form.total))
-    write_field(pdf, "Hình thức thanh toán", _PAYMENT_METHOD_LABEL[form.method])
+    write_field(pdf, "Hình thức thanh toán", PAYMENT_METHOD_LABEL[form.method])
     if form.transaction_id:
         write_field(pdf, "Mã giao dịch", form.transaction_id)
     write_field(pdf, "Thời điểm thu tiền", format_instant(form.paid_at))
@@ -137,16 +137,20 @@ def render_fee_receipt(form: FeeReceiptForm) -> bytes:
 # ---- from the service's records to its forms ----------------------------------
 
 
+def payment_method(payment: store.Payment) -> PaymentMethod:
+    """How a paid request was paid: cash at the counter, the national payment platform, or a bank transfer."""
+    if payment.channel == "counter":
+        return PaymentMethod.CASH
+    if payment.provider == "paygov":
+        return PaymentMethod.ONLINE
+    return PaymentMethod.TRANSFER
+
+
 def fee_receipt(payment: store.Payment, settings: PaymentsSettings) -> bytes:
     """The receipt of a paid (or since refunded) payment."""
     if payment.paid_at is None or payment.receipt_number is None:
         raise ValueError(f"payment {payment.id} has no receipt: it is {payment.status}")
-    if payment.channel == "counter":
-        method = PaymentMethod.CASH
-    elif payment.provider == "paygov":
-        method = PaymentMethod.ONLINE
-    else:
-        method = PaymentMethod.TRANSFER
+    method = payment_method(payment)
     return render_fee_receipt(
         FeeReceiptForm(
             agency=Agency(name=settings.unit_names.get(payment.unit, f"Bộ phận Một cửa {payment.unit}")),

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
+from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings, is_demonstration
 
 
 class CollectionAccount(BaseModel):
@@ -16,6 +16,10 @@ class CollectionAccount(BaseModel):
     account: str = Field(pattern=r"^[0-9A-Za-z]{1,19}$")
     card: bool = Field(default=False, description="the number is a card number (QRIBFTTC), not an account")
     name: str | None = None
+
+
+# The payment page of a request (services/payments/pages.py serves it).
+PAGE_PATH = "/nop-phi/{payment_id}"
 
 
 class PaymentsSettings(ServiceSettings):
@@ -38,7 +42,10 @@ class PaymentsSettings(ServiceSettings):
     # Receipts (biên lai thu phí, lệ phí): numbered per unit and calendar year.
     receipt_number_format: str = "BL{yy}-{sequence:07d}"
     unit_names: dict[str, str] = {}
-    dossier_lookup_url: str = "http://127.0.0.1:8001/api/v1/public/dossiers/{code}"
+    # The dossier's status page (intake's), printed on receipts and linked from the payment page.
+    dossier_lookup_url: str = "http://127.0.0.1:8001/tra-cuu/ho-so/{code}"
+    # This service's public address: the payment page of each request (``payment_page_url``) is under it.
+    public_base_url: str = "http://127.0.0.1:8004"
 
     @model_validator(mode="after")
     def _checked(self) -> PaymentsSettings:
@@ -46,6 +53,14 @@ class PaymentsSettings(ServiceSettings):
             for provider, secret in self.callback_secrets.items():
                 if secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < 16:
                     raise ValueError(f"CALLBACK_SECRETS[{provider!r}] holds a placeholder or is shorter than 16 characters")
+                if is_demonstration(secret):
+                    raise ValueError(f"CALLBACK_SECRETS[{provider!r}] is the local stack's demonstration secret")
+            accounts = {"COLLECTION_ACCOUNT": self.collection_account} | {
+                f"UNIT_COLLECTION_ACCOUNTS[{unit!r}]": account for unit, account in self.unit_collection_accounts.items()
+            }
+            for name, account in accounts.items():
+                if account is not None and (is_demonstration(account.account) or is_demonstration(account.name)):
+                    raise ValueError(f"{name} is the local stack's demonstration account: fees would be paid into no bank")
         try:
             self.receipt_number_format.format(unit="U", year=2025, yy=25, sequence=1)
             self.dossier_lookup_url.format(code="X")
@@ -63,3 +78,14 @@ class PaymentsSettings(ServiceSettings):
             return None
         owners = [unit for unit, acc in self.unit_collection_accounts.items() if acc.account == account]
         return owners[0] if len(owners) == 1 else None
+
+    def payment_page_url(self, payment_id: str) -> str:
+        """The public page where a request is paid (its VietQR) and later shown paid."""
+        return f"{self.public_base_url.rstrip('/')}{PAGE_PATH.format(payment_id=payment_id)}"
+
+    def account_name(self, unit: str, bank_bin: str | None, account: str | None) -> str | None:
+        """The holder's name of the account a request pays into, when the settings still name that account."""
+        configured = self.account_for(unit)
+        if configured is None or (configured.bin, configured.account) != (bank_bin, account):
+            return None
+        return configured.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from services.reporting import domain, exports, handlers
 from services.reporting.deps import Deps
@@ -13,6 +13,9 @@ from services.reporting.models import (
     BreakdownPeriod,
     BreakdownPublic,
     ChainVerdict,
+    DvcqgSyncAttemptPublic,
+    DvcqgSyncPublic,
+    DvcqgSyncsPublic,
     Index766Public,
     LateDossier,
     LatePublic,
@@ -21,7 +24,7 @@ from services.reporting.models import (
     TimelinePublic,
 )
 from shared.auth import CurrentUser, Principal, require_roles
-from shared.roles import OFFICIALS
+from shared.roles import OFFICIALS, Role
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -185,3 +188,56 @@ async def verify(code: str, deps: Deps, user: CurrentUser) -> ChainVerdict:
     async with deps.db.reading() as tx:
         verdict = await handlers.verify(tx, code, user=user)
     return ChainVerdict(dossier_code=code, **verdict)
+
+
+# ---- the DVCQG sync ---------------------------------------------------------------------------------------------------
+
+
+def _sync(view: handlers.SyncView) -> DvcqgSyncPublic:
+    row, attempts, on_time = view
+    return DvcqgSyncPublic.model_validate(
+        {**row.model_dump(), "on_time": on_time,
+         "history": [DvcqgSyncAttemptPublic.model_validate(a, from_attributes=True) for a in attempts]}
+    )  # fmt: skip
+
+
+@router.get(
+    "/dossiers/{code}/dvcqg-syncs", response_model=DvcqgSyncsPublic, tags=["dvcqg"],
+    summary="A dossier's syncs to the national portal (DVCQG): each attempt, its payload and the LGSP's answer",
+)  # fmt: skip
+async def dossier_syncs(code: str, deps: Deps, user: CurrentUser) -> DvcqgSyncsPublic:
+    async with deps.db.reading() as tx:
+        views = await handlers.sync_history(tx, code, deps=deps, user=user)
+    data = [_sync(v) for v in views]
+    return DvcqgSyncsPublic(data=data, count=len(data))
+
+
+@router.get(
+    "/dvcqg-syncs", response_model=DvcqgSyncsPublic, tags=["dvcqg"],
+    summary="The syncs of a unit in a state (given_up: what an admin may replay), oldest status change first",
+)  # fmt: skip
+async def unit_syncs(
+    deps: Deps,
+    user: Annotated[Principal, require_roles(Role.ADMIN, Role.AUDITOR)],
+    unit: Unit,
+    state: Annotated[Literal["pending", "accepted", "given_up", "superseded"], Query(description="the syncs' state")] = "given_up",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DvcqgSyncsPublic:
+    async with deps.db.reading() as tx:
+        views = await handlers.list_syncs(tx, unit, state, limit, deps=deps, user=user)
+    data = [_sync(v) for v in views]
+    return DvcqgSyncsPublic(data=data, count=len(data))
+
+
+@router.post(
+    "/dvcqg-syncs/{sync_id}/replay", response_model=DvcqgSyncPublic, tags=["dvcqg"],
+    summary="Send a given-up sync again (admin); the dossier's later syncs follow it",
+)  # fmt: skip
+async def replay_sync(
+    sync_id: Annotated[int, Path(ge=1, le=2**63 - 1, description="the sync's id (in a dossier's dvcqg-syncs)")],
+    deps: Deps,
+    user: Annotated[Principal, require_roles(Role.ADMIN)],
+) -> DvcqgSyncPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        view = await handlers.replay_sync(tx, sync_id, deps=deps, user=user)
+    return _sync(view)

@@ -9,12 +9,16 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.reporting import domain, handlers
 from services.reporting.api import router
-from services.reporting.deps import ReportingDeps
+from services.reporting.deps import ReportingDeps, reporting_pages
+from services.reporting.dvcqg import SyncMapping
 from services.reporting.metrics import BusinessGauges
+from services.reporting.pages import page_router
 from services.reporting.settings import ReportingSettings
+from services.reporting.syncs import DvcqgSender
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock, SystemClock
 from shared.db import Database
+from shared.pages import Pages
 from shared.service import build_app
 
 
@@ -30,27 +34,38 @@ def report_rules(settings: ReportingSettings) -> domain.ReportRules:
         targets=dict(settings.plan_targets),
         indicators=tuple(domain.indicator_rules(settings.index766_indicators)),
         bands=tuple((float(floor), name) for floor, name in settings.index766_bands),
+        band_basis=settings.index766_band_basis,
     )
 
 
-def reporting_deps(settings: ReportingSettings, rules: domain.ReportRules, db: Database, clock: Clock) -> ReportingDeps:
-    """Reporting's dependencies over a database and a clock."""
-    return ReportingDeps(db=db, clock=clock, settings=settings, rules=rules, horizons=domain.Horizons(rules))
+def reporting_deps(
+    settings: ReportingSettings, rules: domain.ReportRules, db: Database, clock: Clock, pages: Pages | None = None
+) -> ReportingDeps:
+    """Reporting's dependencies over a database and a clock (and the pages, when the app serves them)."""
+    return ReportingDeps(
+        db=db, clock=clock, settings=settings, rules=rules, horizons=domain.Horizons(rules), pages=pages or reporting_pages(),
+        sync_mapping=SyncMapping.of(settings.dvcqg_mapping),
+    )
 
 
 def create_app(settings: ReportingSettings | None = None, *, clock: Clock | None = None, span_exporter: SpanExporter | None = None) -> FastAPI:
     """The reporting service."""
     settings = settings or ReportingSettings()
     rules = report_rules(settings)
+    pages = reporting_pages()  # one per process: the page routes render with it, their errors too
     return build_app(
         settings,
         title="motcua reporting",
         description="Báo cáo: the plan's rates, the 766 index, the accountability list and each dossier's audit trail.",
-        routers=[router],
-        deps=lambda db, clock: reporting_deps(settings, rules, db, clock),
+        routers=[router, page_router(pages)],
+        deps=lambda db, clock: reporting_deps(settings, rules, db, clock, pages),
         subscriptions=handlers.subscriptions,
-        # The per-unit business gauges of /metrics (services/reporting/metrics.py), recomputed in the background.
-        loops=lambda deps: [BusinessGauges(deps.db, deps.rules, interval=deps.settings.metrics_refresh_seconds)],
+        # The per-unit business gauges of /metrics (services/reporting/metrics.py), recomputed in the background,
+        # and the DVCQG sender (services/reporting/syncs.py): every queued sync to the LGSP, in order per dossier.
+        loops=lambda deps: [
+            BusinessGauges(deps.db, deps.rules, interval=deps.settings.metrics_refresh_seconds),
+            *([DvcqgSender(deps.db, deps.settings, deps.sync_mapping)] if deps.settings.dvcqg_enabled else []),
+        ],
         clock=clock,
         span_exporter=span_exporter,
     )

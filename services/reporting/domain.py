@@ -325,6 +325,8 @@ class Fact:
     paused: bool = False
     fee_due: int = 0
     reused_components: int = 0
+    identification: str | None = None  # vneid_level2, chip_card, none; None: the receipt did not say (before it did)
+    population_data_reused: bool = False  # the applicant's data came from the national population database
     department: str | None = None
     assignee: str | None = None
     holder_unit: str | None = None
@@ -472,6 +474,8 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
                 fee_due=event.fee_due,
                 reused_components=event.reused_components,
                 reused_at=_earliest(fact.reused_at, event.received_at if event.reused_components else None),
+                identification=event.identification,
+                population_data_reused=bool(event.population_data_reused),
                 last_activity_at=_latest(fact.last_activity_at, event.received_at),
             )
             if fact.holder_unit is None and fact.closed_at is None:
@@ -633,6 +637,10 @@ COUNTS: dict[str, str] = {
     "postal_returned": "Trả kết quả qua bưu chính",
     "reused_components_dossiers": "Tái sử dụng dữ liệu số hóa",
     "shared_with_store": "Lấy từ hoặc lưu vào kho dữ liệu cá nhân",
+    "identified_vneid": "Người nộp xác thực bằng VNeID mức 2",
+    "identified_chip_card": "Người nộp xác thực bằng thẻ CCCD gắn chip",
+    "online_identified": "Hồ sơ trực tuyến có xác thực điện tử",
+    "population_data_used": "Sử dụng dữ liệu dân cư (VNeID hoặc CSDLQG về dân cư)",
     "ratings_total": "Lượt đánh giá",
     "ratings_satisfied": "Đánh giá hài lòng",
     "ratings_dissatisfied": "Đánh giá không hài lòng",
@@ -677,7 +685,9 @@ def _satisfied(c: Mapping[str, int]) -> int:
 
 RATES: tuple[tuple[str, str, str, Any, Any], ...] = (
     # key, indicator, Vietnamese label, numerator, denominator (a count name or a function of the counts)
-    ("sync", "1.4", "Tỷ lệ hồ sơ cập nhật trên phần mềm", "received_total", "received_total"),
+    # 1.4: status changes synced to DVCQG within the on-time window / status changes owed (the sync outcomes, not the
+    # counts: ``measured``)
+    ("sync", "1.4", "Tỷ lệ đồng bộ trạng thái hồ sơ lên Cổng DVCQG đúng thời gian", None, None),
     ("on_time", "2.1", "Tỷ lệ giải quyết đúng hạn và trước hạn", _on_time, "to_process"),
     ("early", "2.1", "Tỷ lệ giải quyết trước hạn", "resolved_early", "resolved_total"),
     ("late", "2.1", "Tỷ lệ trễ hạn", late_count, "to_process"),
@@ -687,6 +697,8 @@ RATES: tuple[tuple[str, str, str, Any, Any], ...] = (
     ("electronic_result", "4.1", "Tỷ lệ kết quả điện tử (ký số)", "results_signed", "resolved_with_result"),
     ("digitization", "4.2", "Tỷ lệ số hóa hồ sơ, kết quả", "digitization_complete", "received_total"),
     ("reuse", "4.3", "Tỷ lệ tái sử dụng dữ liệu số hóa", "reused_components_dossiers", "received_total"),
+    ("online_identified", "4.5", "Tỷ lệ hồ sơ trực tuyến có xác thực điện tử", "online_identified", "received_online"),
+    ("population_data", "4.5", "Tỷ lệ hồ sơ sử dụng dữ liệu dân cư", "population_data_used", "received_total"),
     ("satisfaction", "5.4", "Mức độ hài lòng", _satisfied, "to_process"),
 )
 
@@ -699,13 +711,22 @@ def percent(numerator: int, denominator: int) -> float | None:
     return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
-def rates(counts: Mapping[str, int], targets: Mapping[str, float] | None = None) -> dict[str, dict[str, Any]]:
-    """Each plan indicator with its numerator, denominator and percent, and the plan's target where one is set."""
+def rates(
+    counts: Mapping[str, int], targets: Mapping[str, float] | None = None, *, measured: Mapping[str, tuple[int, int]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each plan indicator with its numerator, denominator and percent, and the plan's target where one is set.
+
+    A rate that is not a ratio of the counts (``sync``) takes (numerator, denominator) from ``measured``; without it,
+    it is 0 / 0: null, not measured.
+    """
     targets = targets or {}
     out: dict[str, dict[str, Any]] = {}
     for key, indicator, label, num, den in RATES:
-        n = num(counts) if callable(num) else counts[num]
-        d = den(counts) if callable(den) else counts[den]
+        if num is None:
+            n, d = (measured or {}).get(key, (0, 0))
+        else:
+            n = num(counts) if callable(num) else counts[num]
+            d = den(counts) if callable(den) else counts[den]
         p = percent(n, d)
         target = targets.get(key)
         met = None if p is None or target is None else (p <= target if key == "late" else p >= target)
@@ -729,34 +750,55 @@ class IndicatorRule:
 
 
 DEFAULT_766: dict[str, dict[str, Any]] = {
-    # code: name, max points, rate for full points, score when the denominator is 0  (DOMAIN §4.2 table, observed scoring)
+    # Every indicator of the current DVCQG evaluation, 100 points in six groups (DOMAIN §4.2, the observed scoring):
+    # name, max points, the rate that earns them all, the score when nothing is measured. In the groups' order.
+    # 1 Công khai, minh bạch (18)
+    "PUBLISH_ON_TIME": {"name": "TTHC công bố đúng hạn", "max_points": 6, "full_at": 1.0, "empty": "zero"},
+    "PUBLIC_UPDATE_ON_TIME": {"name": "TTHC cập nhật, công khai đúng hạn", "max_points": 4, "full_at": 1.0, "empty": "zero"},
+    "PUBLIC_CONTENT_FULL": {"name": "TTHC công khai đầy đủ nội dung", "max_points": 2, "full_at": 1.0, "empty": "zero"},
+    "DOSSIER_SYNC": {"name": "Hồ sơ đồng bộ trạng thái theo thời gian thực với Cổng DVCQG", "max_points": 6, "full_at": 1.0, "empty": "zero"},
+    # 2 Tiến độ, kết quả giải quyết (20)
     "PROGRESS_ON_TIME": {"name": "Hồ sơ xử lý trước hạn, đúng hạn (kể cả đang xử lý còn hạn)", "max_points": 20, "full_at": 1.0, "empty": "zero"},
+    # 3 Cung cấp dịch vụ trực tuyến (12)
     "ONLINE_DOSSIERS": {"name": "Hồ sơ trực tuyến", "max_points": 12, "full_at": 0.5, "empty": "zero"},
+    # 4 Số hóa hồ sơ, tái sử dụng dữ liệu (22)
     "ORIGINAL_RESULT_AVAILABLE": {"name": "Hồ sơ có kết quả điện tử có giá trị pháp lý", "max_points": 6, "full_at": 1.0, "empty": "zero"},
     "SO_HOA_GIAY_TO_GIAI_QUYET": {"name": "Hồ sơ thực hiện số hóa thành phần", "max_points": 4, "full_at": 1.0, "empty": "zero"},
+    "ELECTRONIC_CERTIFIED_COPY": {"name": "Xã cung cấp chứng thực bản sao điện tử", "max_points": 2, "full_at": 1.0, "empty": "zero"},
     "REUSED_DIGITIZED_DATA": {"name": "Hồ sơ có thành phần tái sử dụng dữ liệu số hóa", "max_points": 2, "full_at": 0.8, "empty": "zero"},
     "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": {"name": "Hồ sơ kết nối, chia sẻ kho dữ liệu cá nhân", "max_points": 4, "full_at": 1.0, "empty": "zero"},
-    "ONLINE_PAYMENT_DOSSIERS": {"name": "Hồ sơ thanh toán trực tuyến (phần A)", "max_points": 6, "full_at": 1.0, "empty": "zero"},
+    "CITIZEN_DATA_CONNECTED_DOSSIER": {"name": "Hồ sơ sử dụng dữ liệu dân cư (VNeID, CSDLQG về dân cư)", "max_points": 2, "full_at": 1.0, "empty": "zero"},
+    "CITIZEN_DATA_CONNECTED_FORMALITY": {"name": "TTHC kết nối, sử dụng dữ liệu dân cư", "max_points": 2, "full_at": 1.0, "empty": "zero"},
+    # 5 Mức độ hài lòng (18)
     "PETITION_PROCESSING_ON_TIME": {"name": "PAKN xử lý đúng hạn", "max_points": 6, "full_at": 1.0, "empty": "full"},
+    "PETITION_HANDLING_SATISFACTION": {"name": "Hài lòng trong xử lý PAKN", "max_points": 6, "full_at": 1.0, "empty": "full"},
     "DOSSIER_RECEIVING_SATISFACTION": {"name": "Hài lòng trong tiếp nhận, giải quyết TTHC", "max_points": 6, "full_at": 0.9, "empty": "zero"},
-}
-# What a local system cannot compute from the events, and why (they still count in the 100-point scale).
+    # 6 Thanh toán trực tuyến (10)
+    "ONLINE_PAYMENT_DOSSIERS": {"name": "Hồ sơ thanh toán trực tuyến (phần A)", "max_points": 6, "full_at": 1.0, "empty": "zero"},
+    "ONLINE_PAYMENT_PROCEDURES": {"name": "TTHC có thanh toán trực tuyến, có dữ liệu phí trên hồ sơ (phần B, C)", "max_points": 4, "full_at": 1.0, "empty": "zero"},
+}  # fmt: skip
+# Why an indicator is never computed here: its facts are the national system's, or it is scored per procedure or
+# commune against lists no event carries. (An indicator computable in principle may still lack its facts at run time:
+# the handler then gives its own reason, e.g. SYNC_UNAVAILABLE.)
 NOT_COMPUTABLE_766: dict[str, str] = {
-    "PUBLISH_ON_TIME": "công bố TTHC: dữ liệu của Cơ sở dữ liệu quốc gia về TTHC",
-    "PUBLIC_UPDATE_ON_TIME": "cập nhật, công khai TTHC: dữ liệu của Cơ sở dữ liệu quốc gia về TTHC",
-    "PUBLIC_CONTENT_FULL": "công khai đầy đủ nội dung: dữ liệu của Cơ sở dữ liệu quốc gia về TTHC",
-    "DOSSIER_SYNC": "đồng bộ với Cổng DVCQG: không có sự kiện đồng bộ trong danh mục sự kiện",
-    "ELECTRONIC_CERTIFIED_COPY": "chứng thực bản sao điện tử: chấm theo xã, không theo hồ sơ",
-    "CITIZEN_DATA_CONNECTED_DOSSIER": "dữ liệu dân cư (VNeID): không có trong sự kiện",
-    "CITIZEN_DATA_CONNECTED_FORMALITY": "dữ liệu dân cư (VNeID): không có trong sự kiện",
-    "PETITION_HANDLING_SATISFACTION": "hài lòng xử lý PAKN: không có sự kiện đánh giá PAKN",
-    "ONLINE_PAYMENT_PROCEDURES": "phần B, C của chỉ tiêu thanh toán: cần danh mục TTHC có phí quốc gia",
-}
+    "PUBLISH_ON_TIME": "công bố TTHC đúng hạn: quyết định công bố và thời hạn của nó nằm ở CSDL quốc gia về TTHC, không có trong sự kiện",
+    "PUBLIC_UPDATE_ON_TIME": "cập nhật, công khai TTHC đúng hạn: dữ liệu của CSDL quốc gia về TTHC, không có trong sự kiện",
+    "PUBLIC_CONTENT_FULL": "công khai đầy đủ nội dung: chấm trên nội dung công khai tại CSDL quốc gia về TTHC",
+    "ELECTRONIC_CERTIFIED_COPY": "chứng thực bản sao điện tử: chấm theo tỷ lệ xã cung cấp dịch vụ, cần danh sách xã của địa bàn",
+    "CITIZEN_DATA_CONNECTED_FORMALITY": "TTHC kết nối dữ liệu dân cư: chấm theo TTHC thuộc thẩm quyền, danh mục đó không có trong sự kiện",
+    "PETITION_HANDLING_SATISFACTION": "hài lòng xử lý PAKN: không có sự kiện đánh giá việc xử lý PAKN",
+    "ONLINE_PAYMENT_PROCEDURES": "phần B, C của chỉ tiêu thanh toán: chấm theo TTHC có phí của CSDL quốc gia về TTHC, không có trong sự kiện",
+}  # fmt: skip
+SYNC_UNAVAILABLE = "sync outcomes unavailable: hệ thống này không đồng bộ hồ sơ lên Cổng DVCQG (REPORTING_DVCQG_ENABLED=false)"
+NOT_MEASURED = "không đo được tại hệ thống này"
 DEFAULT_BANDS: tuple[tuple[float, str], ...] = ((90, "Xuất sắc"), (80, "Tốt"), (70, "Khá"), (50, "Trung bình"), (0, "Yếu"))
+# Which score the band shown rests on: ``all`` the points earned of every indicator's (100: what is not computed here
+# counts 0), ``computable`` the points earned of the indicators computed here only (rescaled to 100).
+BandBasis = Literal["all", "computable"]
 
 
 def indicator_rules(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[IndicatorRule]:
-    """The computable indicators with the configured points (settings override the defaults field by field)."""
+    """Every indicator with the configured points (settings override the defaults field by field)."""
     merged = {code: {**spec, **(overrides or {}).get(code, {})} for code, spec in DEFAULT_766.items()}
     return [IndicatorRule(code=code, **spec) for code, spec in merged.items()]
 
@@ -779,30 +821,59 @@ def band(score: float, bands: Iterable[tuple[float, str]] = DEFAULT_BANDS) -> st
     return bands[-1][1]
 
 
-def index_766(measured: Mapping[str, tuple[int, int]], rules: Iterable[IndicatorRule], bands: Iterable[tuple[float, str]] = DEFAULT_BANDS) -> dict[str, Any]:
-    """Every computable indicator with numerator, denominator, rate and points; the total, scaled to 100, and its band.
+def _score(basis: BandBasis, earned: float, maximum: float, bands: Iterable[tuple[float, str]]) -> dict[str, Any]:
+    score = round(earned * 100 / maximum, 2) if maximum else None
+    return {"basis": basis, "points": round(earned, 2), "max_points": round(maximum, 2), "score": score,
+            "band": band(score, bands) if score is not None else None}  # fmt: skip
 
-    ``total`` adds the points of the indicators computed here; ``scaled`` is that total over their maximum × 100
-    (the indicators only the national system can compute are left out of both), and the band is the scaled score's.
+
+def index_766(
+    measured: Mapping[str, tuple[int, int]],
+    rules: Iterable[IndicatorRule],
+    bands: Iterable[tuple[float, str]] = DEFAULT_BANDS,
+    *,
+    reasons: Mapping[str, str] | None = None,
+    basis: BandBasis = "all",
+) -> dict[str, Any]:
+    """The 766 index of what was measured: each measured indicator with numerator, denominator, rate and points, each
+    other one with the reason it is not computed, and the points earned out of two maximums side by side.
+
+    ``of_computable`` is the points earned of the points of the indicators computed here (rescaled to 100: as if the
+    others scored alike); ``of_100`` is the same points of every indicator's (the others count 0). ``band`` is the band
+    of the one ``basis`` names (``band_basis``), so what the band rests on is always said, never rescaled silently.
+    An indicator measured with nothing to count and ``empty: na`` earns nothing and stays out of ``of_computable``'s
+    maximum; ``of_100``'s maximum is every indicator's, whatever was measured.
     """
-    rows = []
-    total = maximum = 0.0
+    bands = tuple(bands)
+    reasons = reasons or {}
+    rows, missing = [], []
+    earned = computable = every = 0.0
     for rule in rules:
-        n, d = measured.get(rule.code, (0, 0))
+        every += rule.max_points
+        if rule.code not in measured:
+            reason = reasons.get(rule.code) or NOT_COMPUTABLE_766.get(rule.code) or NOT_MEASURED
+            missing.append({"code": rule.code, "name": rule.name, "max_points": rule.max_points, "reason": reason})
+            continue
+        n, d = measured[rule.code]
         pts = points(rule, n, d)
         rows.append({"code": rule.code, "name": rule.name, "numerator": n, "denominator": d, "percent": percent(n, d),
                      "max_points": rule.max_points, "full_at_percent": round(rule.full_at * 100, 2), "points": pts})  # fmt: skip
         if pts is not None:
-            total += pts
-            maximum += rule.max_points
-    scaled = round(total * 100 / maximum, 2) if maximum else None
+            earned += pts
+            computable += rule.max_points
+    of_computable = _score("computable", earned, computable, bands)
+    of_100 = _score("all", earned, every, bands)
+    shown = of_100 if basis == "all" else of_computable
     return {
         "indicators": rows,
-        "total": round(total, 2),
-        "max_points": maximum,
-        "scaled": scaled,
-        "band": band(scaled, bands) if scaled is not None else None,
-        "not_computable": [{"code": c, "reason": r} for c, r in NOT_COMPUTABLE_766.items()],
+        "not_computable": missing,
+        "total": round(earned, 2),
+        "max_points": round(computable, 2),
+        "index_max_points": round(every, 2),
+        "of_computable": of_computable,
+        "of_100": of_100,
+        "band": shown["band"],
+        "band_basis": basis,
     }
 
 
@@ -850,6 +921,7 @@ class ReportRules:
     targets: Mapping[str, float] = dc_field(default_factory=dict)
     indicators: tuple[IndicatorRule, ...] = ()
     bands: tuple[tuple[float, str], ...] = DEFAULT_BANDS
+    band_basis: BandBasis = "all"
 
 
 class Horizons:
@@ -870,3 +942,60 @@ class Horizons:
     def of(self, fact: Fact | None, rolled_through: date | None) -> dict[date, datetime]:
         """The horizon of every month the dossier has roll-up rows in."""
         return {m: self(m) for m in active_months(fact, rolled_through)} if fact is not None else {}
+
+
+# ---- the public month (công khai): what a unit publishes of a closed month ------------------------------------------
+
+PUBLIC_YEARS = (2000, 2100)  # the years a public month may name (as the breakdown's ``year``)
+# What the public board shows of a late dossier: its code, procedure and dates, never who applied or who held it
+# (the accountability list's holder unit and officer, its internal reason and explanation stay with the officials).
+PUBLIC_LATE_FIELDS = (
+    "code", "procedure_code", "procedure_name", "field", "received_at", "due_at_original", "due_at", "late_at",
+    "state", "closed_at", "apology_issued", "apology_at", "apology_timely", "new_appointment_at",
+)  # fmt: skip
+
+
+def public_month(text: str) -> Period | None:
+    """The calendar month ``YYYY-MM`` (years ``PUBLIC_YEARS``) as a period, or None when the text names none."""
+    year, dash, month = text.partition("-")
+    if not (dash and len(year) == 4 and len(month) == 2 and (year + month).isascii() and (year + month).isdigit()):
+        return None
+    y, m = int(year), int(month)
+    if not (PUBLIC_YEARS[0] <= y <= PUBLIC_YEARS[1] and 1 <= m <= 12):
+        return None
+    return month_period(date(y, m, 1))
+
+
+def month_closed(period: Period, now: datetime) -> bool:
+    """Whether the period has ended at ``now``: only a finished month is published (its figures are final)."""
+    return period.end <= now
+
+
+def last_closed_month(now: datetime) -> Period:
+    """The latest month that has ended at ``now`` (the one before the current Vietnamese month)."""
+    return month_period((month_of(now) - timedelta(days=1)).replace(day=1))
+
+
+def month_before(period: Period) -> Period | None:
+    """The month before a month, or None before ``PUBLIC_YEARS``."""
+    previous = (period.first - timedelta(days=1)).replace(day=1)
+    return month_period(previous) if previous.year >= PUBLIC_YEARS[0] else None
+
+
+def month_after(period: Period) -> Period | None:
+    """The month after a month, or None after ``PUBLIC_YEARS``."""
+    following = period.last + timedelta(days=1)
+    return month_period(following) if following.year <= PUBLIC_YEARS[1] else None
+
+
+def percent_text(value: float | None) -> str:
+    """A rate as Vietnamese print shows it: ``97,5%``, ``100%``; "chưa có hồ sơ" when nothing was counted."""
+    if value is None:
+        return "chưa có hồ sơ"
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{text.replace('.', ',')}%"
+
+
+def public_late(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row of the accountability list as the public board shows it (``PUBLIC_LATE_FIELDS`` only)."""
+    return {k: row[k] for k in PUBLIC_LATE_FIELDS}

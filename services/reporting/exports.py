@@ -132,13 +132,24 @@ def late_file(report: LatePublic, fmt: Format) -> ReportFile:
     return _file("ho-so-tre-han", fmt, "Trễ hạn", caption, list(domain.LATE_COLUMNS.values()), rows)
 
 
+_BASIS_NAMES = {"computable": "trên điểm các chỉ tiêu tính được", "all": "trên thang 100"}
+
+
 def index_766_file(report: Index766Public, fmt: Format) -> ReportFile:
-    """The 766 index: one indicator a row, then the total and the score out of 100 with its band."""
-    headers = ["Mã chỉ tiêu", "Chỉ tiêu", "Tử số", "Mẫu số", "Tỷ lệ (%)", "Điểm tối đa", "Đạt điểm tối đa khi tỷ lệ (%)", "Điểm"]
+    """The 766 index: each indicator computed, each one not computed with its reason, then the points earned of the
+    points computable and of 100, side by side, each with its band; the band shown says which score it rests on."""
+    headers = ["Mã chỉ tiêu", "Chỉ tiêu", "Tử số", "Mẫu số", "Tỷ lệ (%)", "Điểm tối đa", "Đạt điểm tối đa khi tỷ lệ (%)",
+               "Điểm", "Điểm quy đổi thang 100", "Xếp loại", "Ghi chú"]  # fmt: skip
     rows: list[list[Any]] = [
-        [i.code, i.name, i.numerator, i.denominator, i.percent, i.max_points, i.full_at_percent, i.points] for i in report.indicators
+        [i.code, i.name, i.numerator, i.denominator, i.percent, i.max_points, i.full_at_percent, i.points, None, None, None]
+        for i in report.indicators
     ]
-    rows.append(["TONG", "Tổng điểm các chỉ tiêu tính được", None, None, None, report.max_points, None, report.total])
-    rows.append(["QUY_DOI", f"Quy đổi thang 100 (xếp loại: {report.band or ''})", None, None, None, 100, None, report.scaled])
-    caption = f"Chỉ số 766: {report.unit}, tháng {report.month}"
+    rows += [[n.code, n.name, None, None, None, n.max_points, None, None, None, None, f"Không tính: {n.reason}"]
+             for n in report.not_computable]  # fmt: skip
+    for key, score in (("DIEM_TINH_DUOC", report.of_computable), ("DIEM_THANG_100", report.of_100)):
+        note = "xếp loại hiển thị dựa trên điểm này" if score.basis == report.band_basis else None
+        rows.append([key, f"Điểm đạt {_BASIS_NAMES[score.basis]}", None, None, None, score.max_points, None, score.points,
+                     score.score, score.band, note])  # fmt: skip
+    caption = (f"Chỉ số 766: {report.unit}, tháng {report.month}; xếp loại {report.band or ''} "
+               f"({_BASIS_NAMES[report.band_basis]})")  # fmt: skip
     return _file("chi-so-766", fmt, "Chỉ số 766", caption, headers, rows)

@@ -115,10 +115,24 @@ class IndicatorPublic(BaseModel):
 
 
 class NotComputable(BaseModel):
-    """An indicator only the national system computes."""
+    """An indicator not computed here, its points, and why (its facts are the national system's, or missing)."""
 
     code: str
+    name: str
+    max_points: float
     reason: str
+
+
+class IndexScore(BaseModel):
+    """The points earned out of one maximum, as a score out of 100 with its band."""
+
+    basis: Literal["computable", "all"] = Field(
+        description="`computable`: of the points of the indicators computed here; `all`: of every indicator's (100)"
+    )
+    points: float = Field(description="the points earned (the indicators computed here)")
+    max_points: float
+    score: float | None = Field(description="points × 100 / max_points")
+    band: str | None
 
 
 class ProcessingTime(BaseModel):
@@ -136,12 +150,15 @@ class Index766Public(BaseModel):
     unit: str
     scope: str
     month: str
-    indicators: list[IndicatorPublic]
-    total: float
-    max_points: float
-    scaled: float | None = Field(description="total × 100 / the maximum of the indicators computed here")
-    band: str | None
-    not_computable: list[NotComputable]
+    indicators: list[IndicatorPublic] = Field(description="the indicators computed here")
+    not_computable: list[NotComputable] = Field(description="the others, with the reason")
+    total: float = Field(description="the points earned")
+    max_points: float = Field(description="the points of the indicators computed here")
+    index_max_points: float = Field(description="the points of every indicator (100)")
+    of_computable: IndexScore = Field(description="the points earned of the points computable, rescaled to 100")
+    of_100: IndexScore = Field(description="the points earned of 100: what is not computed here counts 0")
+    band: str | None = Field(description="the band of the score `band_basis` names")
+    band_basis: Literal["computable", "all"] = Field(description="which score the band rests on (REPORTING_INDEX766_BAND_BASIS)")
     average_processing: list[ProcessingTime]
 
 
@@ -177,3 +194,53 @@ class ChainVerdict(BaseModel):
     events: int
     first_broken_sequence: int | None
     head_hash: str | None
+
+
+# ---- the DVCQG sync -----------------------------------------------------------------------------------------------------
+
+
+class DvcqgSyncAttemptPublic(BaseModel):
+    """One attempt at a sync: what was posted to the LGSP (sessions masked) and what it answered."""
+
+    number: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str = Field(description="sending, accepted, refused (error_code not 0), unavailable, interrupted, superseded")
+    service: str | None = Field(description="the push's service (DongBoHoSoMC, CapNhatTienDoHoSoMC)")
+    request: list[dict[str, Any]] | None = Field(description="every request of the attempt in order: the lookup (TraCuuHoSo), the push")
+    answer: list[dict[str, Any]] | None = Field(description="the LGSP's answers, in the same order")
+    error_code: str | None
+    error: str | None
+
+
+class DvcqgSyncPublic(BaseModel):
+    """A sync owed to the national portal: a status push or a processing step, its state and its attempts."""
+
+    id: int
+    dossier_code: str
+    unit: str
+    kind: Literal["status", "progress"]
+    status: int = Field(description="national status (TrangThaiHoSo) the sync reports")
+    step: str = Field(description="a progress step: the event type; empty for a status push")
+    event_id: str = Field(description="the event that owed the sync")
+    changed_at: datetime = Field(description="the status change (or step); the on-time window counts from it")
+    idempotency_key: str = Field(description="dossier code, status and time")
+    state: Literal["pending", "accepted", "given_up", "superseded"]
+    attempts: int
+    refusals: int
+    next_attempt_at: datetime
+    created_at: datetime
+    accepted_at: datetime | None
+    last_code: str | None
+    last_error: str | None
+    replayed_at: datetime | None
+    replayed_by: str | None
+    on_time: bool | None = Field(description="accepted within REPORTING_DVCQG_ON_TIME_SECONDS of the change; null while it may still be")
+    history: list[DvcqgSyncAttemptPublic] = Field(default_factory=list)
+
+
+class DvcqgSyncsPublic(BaseModel):
+    """Syncs to the national portal, in the order they are sent."""
+
+    data: list[DvcqgSyncPublic]
+    count: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, fields
 from datetime import date, datetime
@@ -12,7 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import Column, DateTime, Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.reporting import domain
+from services.reporting import domain, dvcqg
 
 
 class EventRecord(SQLModel, table=True):
@@ -72,6 +73,8 @@ class DossierFact(SQLModel, table=True):
     paused: bool = False
     fee_due: int = 0
     reused_components: int = 0
+    identification: str | None = Field(default=None, max_length=16)
+    population_data_reused: bool = False
     department: str | None = None
     assignee: str | None = None
     holder_unit: str | None = None
@@ -378,6 +381,10 @@ _COUNT_SQL = """
   count(*) FILTER (WHERE returned_at >= :start AND returned_at < :end AND return_channel = 'postal') AS postal_returned,
   count(*) FILTER (WHERE is_new AND (reused_components > 0 OR reused_at IS NOT NULL)) AS reused_components_dossiers,
   count(*) FILTER (WHERE is_new AND (reused_components > 0 OR reused_at IS NOT NULL OR owner_filed_at IS NOT NULL)) AS shared_with_store,
+  count(*) FILTER (WHERE is_new AND identification = 'vneid_level2') AS identified_vneid,
+  count(*) FILTER (WHERE is_new AND identification = 'chip_card') AS identified_chip_card,
+  count(*) FILTER (WHERE is_new AND channel = 'online' AND identification IN ('vneid_level2', 'chip_card')) AS online_identified,
+  count(*) FILTER (WHERE is_new AND (identification = 'vneid_level2' OR population_data_reused)) AS population_data_used,
   count(*) FILTER (WHERE rated_at >= :start AND rated_at < :end) AS ratings_total,
   count(*) FILTER (WHERE rated_at >= :start AND rated_at < :end AND rating IN ('very_satisfied', 'satisfied')) AS ratings_satisfied,
   count(*) FILTER (WHERE rated_at >= :start AND rated_at < :end AND rating = 'dissatisfied') AS ratings_dissatisfied,
@@ -707,6 +714,13 @@ async def count_rollup_month(
     await note_rollup_months(session=session, horizons={month: horizon})
 
 
+async def unit_known(*, session: AsyncSession, scope: domain.Scope) -> bool:
+    """Whether any dossier was ever received by a unit of the scope (a unit reporting has heard of)."""
+    where, params = _scope(scope, "f")
+    sql = f"SELECT EXISTS (SELECT 1 FROM dossier_facts f WHERE {where})"
+    return bool((await session.execute(sa.text(sql), params)).scalar())
+
+
 async def late_dossiers(
     *,
     session: AsyncSession,
@@ -762,3 +776,296 @@ async def processing_times(
     ORDER BY f.procedure_code"""
     rows = await session.execute(sa.text(sql), {**params, "start": period.start, "end": period.end})
     return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+
+
+# ---- the DVCQG sync: what is owed to the national portal, each attempt, and the outcomes ---------------------------------
+
+
+class DvcqgSync(SQLModel, table=True):
+    """One sync owed to the national portal (a status push or a progress step), queued with the event that caused it."""
+
+    __tablename__ = "dvcqg_syncs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dossier_code: str = Field(max_length=64)
+    unit: str = Field(max_length=64)
+    province: str = Field(max_length=64)
+    scope_key: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # status | progress
+    status: int
+    step: str = ""  # a progress step: the event type
+    event_id: str
+    changed_at: datetime = _ts(nullable=False)  # the status change (the idempotency key's time)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    state: str = Field(default="pending", max_length=16)  # pending | accepted | given_up | superseded
+    attempts: int = 0
+    refusals: int = 0
+    next_attempt_at: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
+    accepted_at: datetime | None = _ts()
+    last_code: str | None = None
+    last_error: str | None = None
+    replayed_at: datetime | None = _ts()
+    replayed_by: str | None = None
+
+
+class DvcqgSyncAttempt(SQLModel, table=True):
+    """One attempt at a sync: what was sent (the lookup and the push) and what the LGSP answered."""
+
+    __tablename__ = "dvcqg_sync_attempts"
+    __table_args__ = (sa.UniqueConstraint("sync_id", "number", name="dvcqg_sync_attempts_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sync_id: int = Field(foreign_key="dvcqg_syncs.id")
+    number: int
+    started_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+    outcome: str = Field(max_length=16)  # sending | accepted | refused | unavailable | interrupted | superseded
+    service: str | None = None
+    request: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
+    answer: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
+    error_code: str | None = None
+    error: str | None = None
+
+
+class DvcqgDossier(SQLModel, table=True):
+    """What the national portal has of a dossier: whether it exists there, and the last status it accepted."""
+
+    __tablename__ = "dvcqg_dossiers"
+
+    dossier_code: str = Field(primary_key=True, max_length=64)
+    on_portal: bool | None = None  # None: not looked up yet (TraCuuHoSo goes before the first push)
+    looked_up_at: datetime | None = _ts()
+    pushed_status: int | None = None
+    pushed_changed_at: datetime | None = _ts()
+    pushes: int = 0
+
+
+_SYNC_COLUMNS = ("dossier_code", "unit", "province", "scope_key", "kind", "status", "step", "event_id", "changed_at",
+                 "idempotency_key", "next_attempt_at", "created_at")  # fmt: skip
+_QUEUE_SYNC = (
+    insert(DvcqgSync.__table__)
+    .values({k: sa.bindparam(k) for k in _SYNC_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+)
+_STATUS_BEFORE = sa.text(
+    """SELECT status FROM dvcqg_syncs WHERE dossier_code = :code AND kind = 'status' AND changed_at <= :at
+       ORDER BY changed_at DESC, id DESC LIMIT 1"""
+)
+
+
+async def sync_status_before(*, session: AsyncSession, dossier_code: str, at: datetime) -> int | None:
+    """The national status the dossier's syncs queued so far put it in at ``at`` (None: none queued)."""
+    return (await session.execute(_STATUS_BEFORE, {"code": dossier_code, "at": at})).scalar()
+
+
+async def queue_syncs(*, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Owe the portal these syncs (``_SYNC_COLUMNS``); a row whose idempotency key is queued already is left out."""
+    if rows:
+        await session.execute(_QUEUE_SYNC, rows)
+
+
+# The sender's statements, built once (a statement built per call costs SQLAlchemy a cache key and a compile).
+_CLAIM_SYNCS = sa.text(
+    """
+    WITH due AS (
+      SELECT s.id, s.attempts + 1 AS number FROM dvcqg_syncs s
+      WHERE s.state = 'pending' AND s.next_attempt_at <= :now AND s.created_at <= :settled
+        AND EXISTS (SELECT 1 FROM dossier_facts f WHERE f.code = s.dossier_code AND f.received_at IS NOT NULL)
+        AND NOT EXISTS (SELECT 1 FROM dvcqg_syncs e WHERE e.dossier_code = s.dossier_code
+                        AND e.state IN ('pending', 'given_up') AND (e.changed_at, e.id) < (s.changed_at, s.id))
+      ORDER BY s.next_attempt_at, s.id
+      LIMIT :limit
+      FOR UPDATE OF s SKIP LOCKED
+    ),
+    interrupted AS (  -- attempts still 'sending' when their sync is claimed again: their sender died
+      UPDATE dvcqg_sync_attempts a SET outcome = 'interrupted', finished_at = :now,
+             error = 'the sender stopped before the LGSP answered'
+      FROM due WHERE a.sync_id = due.id AND a.outcome = 'sending'
+    ),
+    opened AS (
+      INSERT INTO dvcqg_sync_attempts (sync_id, number, started_at, outcome) SELECT id, number, :now, 'sending' FROM due
+    )
+    UPDATE dvcqg_syncs s SET attempts = due.number, next_attempt_at = :lease_until
+    FROM due WHERE s.id = due.id
+    RETURNING s.id, s.attempts, s.dossier_code, s.unit, s.kind, s.status, s.step, s.event_id, s.changed_at, s.idempotency_key"""
+)
+_SYNC_EVENTS = sa.text(
+    "SELECT type, data, actor, event_id FROM event_log WHERE dossier_code = :code ORDER BY time, sequence"
+).columns(type=sa.String, data=JSONB, actor=sa.String, event_id=sa.String)
+_PORTAL_STATE = sa.text("SELECT on_portal, pushed_changed_at FROM dvcqg_dossiers WHERE dossier_code = :code")
+_FINISH_ATTEMPT = sa.text(
+    """UPDATE dvcqg_sync_attempts SET outcome = :outcome, finished_at = :now, service = :service,
+              request = CAST(:request AS jsonb), answer = CAST(:answer AS jsonb), error_code = :error_code, error = :error
+       WHERE sync_id = :sync_id AND number = :number"""
+)
+_LOCK_SYNC = sa.text("SELECT state, attempts, refusals FROM dvcqg_syncs WHERE id = :id FOR UPDATE")
+_SETTLE_SYNC = sa.text(
+    """UPDATE dvcqg_syncs SET state = :state, accepted_at = :accepted_at, refusals = :refusals,
+              next_attempt_at = coalesce(:next_attempt_at, next_attempt_at), last_code = :last_code, last_error = :last_error
+       WHERE id = :id"""
+)
+_NOTE_PORTAL = sa.text(
+    """
+    INSERT INTO dvcqg_dossiers AS d (dossier_code, on_portal, looked_up_at, pushed_status, pushed_changed_at, pushes)
+    VALUES (:code, :on_portal, :looked_up_at, :pushed_status, :pushed_changed_at, :pushes)
+    ON CONFLICT (dossier_code) DO UPDATE SET
+      on_portal = excluded.on_portal,
+      looked_up_at = coalesce(excluded.looked_up_at, d.looked_up_at),
+      pushes = d.pushes + excluded.pushes,
+      pushed_status = CASE WHEN excluded.pushed_changed_at >= coalesce(d.pushed_changed_at, excluded.pushed_changed_at)
+                           THEN excluded.pushed_status ELSE d.pushed_status END,
+      pushed_changed_at = greatest(d.pushed_changed_at, excluded.pushed_changed_at)"""
+)
+
+
+async def claim_syncs(
+    *, session: AsyncSession, now: datetime, settled: datetime, lease_until: datetime, limit: int
+) -> list[Any]:
+    """Lease the first unsent sync of each dossier that is due and open an attempt for it (one statement); the rows.
+
+    Rows another sender holds are skipped. A dossier's later syncs wait while an earlier one is unsent (backing off,
+    or given up until an admin replays it); every sync waits until the dossier's reception is known (its events may
+    arrive in either order) and, to let other producers' events with earlier times arrive, until it is ``settled``
+    old. An attempt still ``sending`` from an earlier claim is ``interrupted`` (its sender died).
+    """
+    params = {"now": now, "settled": settled, "lease_until": lease_until, "limit": limit}
+    return list((await session.execute(_CLAIM_SYNCS, params)).all())
+
+
+async def sync_events(*, session: AsyncSession, dossier_code: str) -> list[Any]:
+    """The dossier's events (``type``, ``data``, ``actor``, ``event_id``) in the order they happened (a push's source)."""
+    return list((await session.execute(_SYNC_EVENTS, {"code": dossier_code})).all())
+
+
+async def portal_state(*, session: AsyncSession, dossier_code: str) -> tuple[bool | None, datetime | None]:
+    """What the portal has of the dossier: (on the portal: None when never looked up, the last status change it accepted)."""
+    row = (await session.execute(_PORTAL_STATE, {"code": dossier_code})).first()
+    return (row.on_portal, row.pushed_changed_at) if row else (None, None)
+
+
+async def finish_sync_attempt(
+    *, session: AsyncSession, sync_id: int, number: int, now: datetime, outcome: str, service: str | None,
+    request: list[dict[str, Any]] | None, answer: list[dict[str, Any]] | None, error_code: str | None, error: str | None,
+) -> None:  # fmt: skip
+    """Write how one attempt ended, with what was sent and answered."""
+    as_json = lambda value: None if value is None else json.dumps(value, ensure_ascii=False, default=str)  # noqa: E731
+    await session.execute(_FINISH_ATTEMPT, {
+        "sync_id": sync_id, "number": number, "now": now, "outcome": outcome, "service": service,
+        "request": as_json(request), "answer": as_json(answer), "error_code": error_code, "error": error,
+    })  # fmt: skip
+
+
+async def lock_sync(*, session: AsyncSession, sync_id: int) -> Any | None:
+    """The sync's (state, attempts, refusals), row-locked for this transaction; None when there is no such sync."""
+    return (await session.execute(_LOCK_SYNC, {"id": sync_id})).first()
+
+
+async def settle_sync(
+    *, session: AsyncSession, sync_id: int, state: str, accepted_at: datetime | None, refusals: int,
+    next_attempt_at: datetime | None, last_code: str | None, last_error: str | None,
+) -> None:  # fmt: skip
+    """Write a sync's state after an attempt (``next_attempt_at`` None: unchanged)."""
+    await session.execute(_SETTLE_SYNC, {
+        "id": sync_id, "state": state, "accepted_at": accepted_at, "refusals": refusals, "next_attempt_at": next_attempt_at,
+        "last_code": last_code, "last_error": last_error,
+    })  # fmt: skip
+
+
+async def note_portal(
+    *, session: AsyncSession, dossier_code: str, on_portal: bool | None, looked_up_at: datetime | None,
+    pushed_status: int | None, pushed_changed_at: datetime | None,
+) -> None:  # fmt: skip
+    """Record what the portal now has of the dossier (a lookup's answer, an accepted status push)."""
+    await session.execute(_NOTE_PORTAL, {
+        "code": dossier_code, "on_portal": on_portal, "looked_up_at": looked_up_at, "pushed_status": pushed_status,
+        "pushed_changed_at": pushed_changed_at, "pushes": 1 if pushed_changed_at is not None else 0,
+    })  # fmt: skip
+
+
+async def get_sync(*, session: AsyncSession, sync_id: int, lock: bool = False) -> DvcqgSync | None:
+    """One sync, read fresh (row-locked when asked)."""
+    statement = select(DvcqgSync).where(DvcqgSync.id == sync_id).execution_options(populate_existing=True)
+    if lock:
+        statement = statement.with_for_update()
+    return (await session.exec(statement)).first()
+
+
+async def sync_history(*, session: AsyncSession, dossier_code: str) -> list[tuple[DvcqgSync, list[DvcqgSyncAttempt]]]:
+    """A dossier's syncs in the order they are sent, each with its attempts."""
+    syncs = list((await session.exec(
+        select(DvcqgSync).where(DvcqgSync.dossier_code == dossier_code).order_by(DvcqgSync.changed_at, DvcqgSync.id)  # type: ignore[arg-type]
+    )).all())  # fmt: skip
+    if not syncs:
+        return []
+    attempts = list((await session.exec(
+        select(DvcqgSyncAttempt).where(DvcqgSyncAttempt.sync_id.in_([s.id for s in syncs]))  # type: ignore[union-attr]
+        .order_by(DvcqgSyncAttempt.sync_id, DvcqgSyncAttempt.number)
+    )).all())  # fmt: skip
+    by_sync: dict[int, list[DvcqgSyncAttempt]] = {}
+    for attempt in attempts:
+        by_sync.setdefault(attempt.sync_id, []).append(attempt)
+    return [(s, by_sync.get(s.id or 0, [])) for s in syncs]
+
+
+async def list_syncs(*, session: AsyncSession, scope: domain.Scope, state: str, limit: int) -> list[DvcqgSync]:
+    """The syncs of a scope in a state (oldest status change first), at most ``limit``."""
+    where, params = _scope(scope, "s")
+    ids = (await session.execute(sa.text(
+        f"SELECT s.id FROM dvcqg_syncs s WHERE {where} AND s.state = :state ORDER BY s.changed_at, s.id LIMIT :limit"
+    ), {**params, "state": state, "limit": limit})).scalars().all()  # fmt: skip
+    if not ids:
+        return []
+    statement = select(DvcqgSync).where(DvcqgSync.id.in_(ids)).order_by(DvcqgSync.changed_at, DvcqgSync.id)  # type: ignore[union-attr,arg-type]
+    return list((await session.exec(statement)).all())
+
+
+async def sync_backlog(*, session: AsyncSession, now: datetime) -> dict[str, float]:
+    """Syncs not yet accepted (pending), the age of the oldest status change among them, and the given-up ones."""
+    row = (await session.execute(sa.text(
+        """SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+                  min(changed_at) FILTER (WHERE state = 'pending') AS oldest,
+                  count(*) FILTER (WHERE state = 'given_up') AS given_up
+           FROM dvcqg_syncs WHERE state IN ('pending', 'given_up')"""
+    ))).one()  # fmt: skip
+    oldest = max((now - row.oldest).total_seconds(), 0.0) if row.oldest is not None else 0.0
+    return {"pending": int(row.pending), "oldest_age_seconds": oldest, "given_up": int(row.given_up)}
+
+
+async def sync_outcomes(
+    *, session: AsyncSession, scope: domain.Scope, period: domain.Period, window_seconds: float, now: datetime
+) -> dvcqg.SyncOutcomes:
+    """The DVCQG sync indicator's facts (766 1.4 / DOSSIER_SYNC, DOMAIN §4.3.1) of a unit (or roll-up) and period.
+
+    Counts the **status** syncs (``DongBoHoSoMC``; progress steps are not counted) whose status changed in the
+    period, by the status change's time (``changed_at``, Vietnamese calendar days): ``due`` all of them;
+    ``on_time`` those the LGSP accepted within ``window_seconds`` after the change (REPORTING_DVCQG_ON_TIME_SECONDS);
+    ``late`` those accepted later, given up, superseded, or still unsent with the window past at ``now``;
+    ``pending`` the rest (unsent, window still open). The index's sync rate is ``on_time / due`` (engineer B's
+    handler computes the points; a month still in progress has ``pending`` > 0 for its last minutes).
+    """
+    where, params = _scope(scope, "s")
+    sql = f"""
+    SELECT count(*) AS due,
+           count(*) FILTER (WHERE s.state = 'accepted' AND s.accepted_at <= s.changed_at + make_interval(secs => :window)) AS on_time,
+           count(*) FILTER (WHERE s.state <> 'accepted' AND :now < s.changed_at + make_interval(secs => :window)
+                                  AND s.state = 'pending') AS pending
+    FROM dvcqg_syncs s
+    WHERE {where} AND s.kind = 'status' AND s.changed_at >= :start AND s.changed_at < :end"""
+    row = (await session.execute(sa.text(sql), {
+        **params, "start": period.start, "end": period.end, "window": float(window_seconds), "now": now,
+    })).one()  # fmt: skip
+    due, on_time, pending = int(row.due), int(row.on_time), int(row.pending)
+    return dvcqg.SyncOutcomes(due=due, on_time=on_time, late=due - on_time - pending, pending=pending, window_seconds=float(window_seconds))
+
+
+async def replay_sync(*, session: AsyncSession, sync_id: int, now: datetime, actor: str) -> DvcqgSync | None:
+    """Put a given-up sync back in the queue (its dossier's later syncs follow it); None when there is no such sync."""
+    row = await get_sync(session=session, sync_id=sync_id, lock=True)
+    if row is None:
+        return None
+    if row.state == dvcqg.GIVEN_UP:
+        row.state, row.refusals, row.next_attempt_at = dvcqg.PENDING, 0, now
+        row.replayed_at, row.replayed_by = now, actor
+        session.add(row)
+    return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from services.workflow import domain, handlers
+from services.workflow import domain, handlers, pages
 from services.workflow.api import domain_problem, public_router, router
 from services.workflow.deps import WorkflowDeps
 from services.workflow.senders import NotificationSender
@@ -36,7 +36,7 @@ def create_app(
         settings,
         title="motcua workflow",
         description="Giải quyết hồ sơ: the case state machine, assignment, deadlines, apologies and ratings.",
-        routers=[router, public_router],
+        routers=[router, public_router, pages.router, pages.earlier_links],
         deps=lambda db, clock: WorkflowDeps.of(settings, db=db, clock=clock),
         subscriptions=handlers.subscriptions,
         loops=loops,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends
@@ -12,7 +13,10 @@ from services.workflow.settings import WorkflowSettings
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 from shared.db import Database
+from shared.pages import CsrfGuard, Pages
 from shared.service import ServiceDeps, get_deps
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +28,9 @@ class WorkflowDeps(ServiceDeps):
     calendar: WorkingCalendar
     # What notifications, forms and the applicant's signed links need: the office's names, base URL and link secret.
     render_context: RenderContext
+    # The applicant's page (pages.py): its templates, and the tokens of its rating and feedback forms.
+    pages: Pages
+    forms: CsrfGuard
 
     @classmethod
     def of(cls, settings: WorkflowSettings, *, db: Database, clock: Clock) -> WorkflowDeps:
@@ -41,7 +48,18 @@ class WorkflowDeps(ServiceDeps):
                 one_stop_name=settings.one_stop_name,
                 unit_names=settings.unit_names,
             ),
+            pages=Pages(TEMPLATES),
+            forms=form_guard(settings),
         )
+
+
+def form_guard(settings: WorkflowSettings) -> CsrfGuard:
+    """The page forms' tokens: keyed by ``WORKFLOW_PAGE_FORM_SECRET``, or (outside production, which refuses a
+    placeholder) by a random key of this process; the cookie is ``Secure`` when the pages are served over HTTPS."""
+    secure = settings.environment == "production" or settings.public_base_url.startswith("https://")
+    if settings.page_form_secret_is_placeholder:
+        return CsrfGuard.ephemeral(secure_cookie=secure)
+    return CsrfGuard(settings.page_form_secret.strip(), secure_cookie=secure)
 
 
 Deps = Annotated[WorkflowDeps, Depends(get_deps)]

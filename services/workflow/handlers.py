@@ -473,6 +473,14 @@ async def public_case(tx: UnitOfWork, code: str, *, signature: str, deps: Workfl
     return await _load(tx, code)
 
 
+async def public_case_page(
+    tx: UnitOfWork, code: str, *, signature: str, deps: WorkflowDeps
+) -> tuple[store.Case, CaseState, list[store.CaseStep]]:
+    """The dossier and its tracking slip, for the applicant's page (which shows only the public part of them)."""
+    case, state = await public_case(tx, code, signature=signature, deps=deps)
+    return case, state, await store.steps(session=tx.session, code=code)
+
+
 async def rate(tx: UnitOfWork, code: str, cmd: RateCase, *, signature: str, deps: WorkflowDeps) -> store.Rating:
     """The applicant rates the dossier through the signed link: once, after return."""
     _check_link(deps, code, signature)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 from services.workflow.domain import rating_signature
 from shared.events import (
@@ -114,6 +115,13 @@ class RenderContext:
     unit_names: Mapping[str, str]
 
 
+# The applicant's page of a dossier (pages.py): ``/trang/theo-doi/{code}?sig=...``; its rating and feedback forms
+# are parts of it (``#danh-gia``, ``#phan-anh``) and post to ``.../danh-gia`` and ``.../phan-anh``.
+CASE_PAGE = "/trang/theo-doi"
+RATING_PART = "danh-gia"
+FEEDBACK_PART = "phan-anh"
+
+
 @dataclass(frozen=True)
 class SignedLinks:
     """The applicant's links to a dossier (status, rating, feedback), each carrying the dossier's signature."""
@@ -124,15 +132,24 @@ class SignedLinks:
     feedback_url: str
 
 
+def case_page_path(code: str) -> str:
+    """The path of the dossier's page (the code quoted as a path segment)."""
+    return f"{CASE_PAGE}/{quote(code, safe='')}"
+
+
 def signed_links(ctx: RenderContext, code: str) -> SignedLinks:
-    """The dossier's signed links, as notifications, forms and officials hand them to the applicant."""
+    """The dossier's signed links, as notifications, forms and officials hand them to the applicant.
+
+    All three open the dossier's page for people (status and steps; after return the rating form; the feedback
+    form), the rating and feedback links at their form.
+    """
     signature = rating_signature(ctx.rating_link_secret, code)
-    base = ctx.public_base_url.rstrip("/") + f"/api/v1/public/cases/{code}"
+    page = f"{ctx.public_base_url.rstrip('/')}{case_page_path(code)}?sig={signature}"
     return SignedLinks(
         signature=signature,
-        status_url=f"{base}?sig={signature}",
-        rating_url=f"{base}/rating?sig={signature}",
-        feedback_url=f"{base}/feedback?sig={signature}",
+        status_url=page,
+        rating_url=f"{page}#{RATING_PART}",
+        feedback_url=f"{page}#{FEEDBACK_PART}",
     )
 
 

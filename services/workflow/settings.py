@@ -7,7 +7,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
+from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings, is_demonstration
+
+
 
 
 class WorkflowSettings(ServiceSettings):
@@ -30,6 +32,9 @@ class WorkflowSettings(ServiceSettings):
     # The public rating link is signed with this secret (HMAC-SHA256 over the dossier code).
     rating_link_secret: str = "dev"
     public_base_url: str = "http://127.0.0.1:8002"
+    # The forms of the applicant's page (rating, feedback) carry tokens signed with this secret (shared.pages.CsrfGuard);
+    # every replica needs the same. Outside production a placeholder gets a random key of the process instead.
+    page_form_secret: str = "dev"
     # Names printed on the forms (02, 04, 05): the one-stop department and, per unit code, its governing body.
     one_stop_name: str = "Bộ phận Tiếp nhận và Trả kết quả"
     unit_names: dict[str, str] = Field(default_factory=dict, description='JSON, e.g. {"000.00.12.H56": "UBND PHƯỜNG BẾN NGHÉ"}')
@@ -54,6 +59,14 @@ class WorkflowSettings(ServiceSettings):
     sms_provider_token: str = ""
 
     @model_validator(mode="after")
+    def _no_demonstration_values_in_production(self) -> WorkflowSettings:
+        if self.environment == "production":
+            for field in ("smtp_host", "smtp_username", "smtp_password", "smtp_from", "sms_provider_url", "sms_provider_token"):
+                if is_demonstration(getattr(self, field)):
+                    raise ValueError(f"{field.upper()} is a demonstration value of the local stack (motcua-demo)")
+        return self
+
+    @model_validator(mode="after")
     def _backoff_cap(self) -> WorkflowSettings:
         if self.notification_backoff_max_seconds < self.notification_backoff_initial_seconds:
             raise ValueError("notification_backoff_max_seconds must be at least notification_backoff_initial_seconds")
@@ -68,3 +81,17 @@ class WorkflowSettings(ServiceSettings):
             if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32:
                 raise ValueError("production needs WORKFLOW_RATING_LINK_SECRET: at least 32 characters, not a placeholder")
         return self
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_page_form_secret(self) -> WorkflowSettings:
+        if self.environment == "production":
+            secret = self.page_form_secret.strip()
+            if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32:
+                raise ValueError("production needs WORKFLOW_PAGE_FORM_SECRET: at least 32 characters, not a placeholder")
+        return self
+
+    @property
+    def page_form_secret_is_placeholder(self) -> bool:
+        """True when no real form secret is configured (allowed outside production only)."""
+        secret = self.page_form_secret.strip()
+        return secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16

@@ -29,9 +29,10 @@ MAX_EXAMPLES = 8
 # publish have codes nobody else uses.)
 SKIPPED = {("PUT", "/api/v1/admin/clock"), ("PUT", "/api/v1/notification-templates/{kind}/{channel}")}
 PROBLEM_JSON = "application/problem+json"
-# The one 5xx that is an answer, not a failure: a callback endpoint whose shared secret this stack does not set
-# tells the sender to come back later (the shared stack configures no portal secret).
-DELIBERATE_5XX = {(503, "urn:motcua:problem:webhook-disabled")}
+# The 5xx that are answers, not failures: a callback endpoint whose shared secret this stack does not set tells the
+# sender to come back later (the shared stack configures no portal secret), and the national catalog import says the
+# LGSP is not configured (nor is it on the shared stack).
+DELIBERATE_5XX = {(503, "urn:motcua:problem:webhook-disabled"), (503, "urn:motcua:problem:lgsp-not-configured")}
 
 
 @dataclass(frozen=True)

@@ -317,7 +317,8 @@ async def test_each_notification_arrives_once_in_vietnamese_across_a_sigkill_mid
     assert texts["supplement_requested"] == f"Hồ sơ {sms_code} cần bổ sung: Hợp đồng thuê nhà có công chứng. Lý do: Thiếu giấy tờ chứng minh chỗ ở hợp pháp."
     assert "Lý do: Chờ kết quả xác minh nơi cư trú" in texts["apology_issued"]
     assert f"tại Bộ phận Tiếp nhận và Trả kết quả, {UNIT_NAME}" in texts["result_ready"]
-    assert f"/api/v1/public/cases/{sms_code}/rating?sig=" in texts["returned"] and texts["returned"].endswith(" Xin cảm ơn ông/bà.")
+    assert f"/trang/theo-doi/{sms_code}?sig=" in texts["returned"] and "#danh-gia" in texts["returned"]  # the page's rating form
+    assert texts["returned"].endswith(" Xin cảm ơn ông/bà.")
     for row in sms_rows:
         assert row["encoding"] == "ucs2" and row["segments"] >= 1 and row["body"] == texts[row["kind"]]
     refused = [n for n in sms_rows if any(a["outcome"] == "failed" for a in n["attempts"])]

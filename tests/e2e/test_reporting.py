@@ -115,8 +115,10 @@ def june(month: Month) -> None:
     m.add(CaseResultReady, "C", "05-12 10:00", finished_at=at("05-12 10:00"), timeliness="early")
     m.add(CaseReturned, "C", "05-13 09:00", returned_at=at("05-13 09:00"), return_channel="counter", timeliness="early")
     m.add(CaseRated, "C", "06-02 09:00", rating="dissatisfied")
-    # D: online, digitized at intake, fee paid online, signed result, early, returned by post, rated, one feedback.
-    m.received("D", "06-03 08:00", "06-10 17:00", channel="online", procedure=hotich, fee_due=50000)
+    # D: online (VNeID, data from the population database), digitized at intake, fee paid online, signed result, early,
+    # returned by post, rated, one feedback.
+    m.received("D", "06-03 08:00", "06-10 17:00", channel="online", procedure=hotich, fee_due=50000,
+               identification="vneid_level2", population_data_reused=True)  # fmt: skip
     m.events.append(DossierDigitized(**m.base("D", "06-03 08:30"), required=2, digitized=2, reused=0))
     m.add(PaymentConfirmed, "D", "06-04 08:00", payment_id="p-d", amount=Decimal(50000), channel="online", provider="paygov")
     m.add(DocumentSigned, "D", "06-05 09:00", document_id="doc-d", signer="Chủ tịch UBND", certificate_serial="5A01")
@@ -127,13 +129,14 @@ def june(month: Month) -> None:
     m.add(CaseRated, "D", "06-10 09:00", rating="very_satisfied")
     fid = m.events[-2].feedback_id  # type: ignore[attr-defined]
     m.add(CaseFeedbackAnswered, "D", "06-20 09:00", feedback_id=fid, answered_at=at("06-20 09:00"), timeliness="on_time")
-    # E: fee requested after reception and paid at the counter; on time on its due day.
-    m.received("E", "06-04 09:00", "06-06 17:00", procedure=hotich)
+    # E: chip id card read at the counter; fee requested after reception and paid at the counter; on time on its due day.
+    m.received("E", "06-04 09:00", "06-06 17:00", procedure=hotich, identification="chip_card")
     m.add(PaymentRequested, "E", "06-04 09:05", payment_id="p-e", amount=Decimal(8000))
     m.add(PaymentConfirmed, "E", "06-04 09:30", payment_id="p-e", amount=Decimal(8000), channel="counter")
     m.add(CaseResultReady, "E", "06-06 10:00", finished_at=at("06-06 10:00"), timeliness="on_time", due_at=at("06-06 17:00"))
-    # F: by post; paused for additions 06-06..06-12 (new deadline 20/06); early.
-    m.received("F", "06-05 09:00", "06-12 17:00", channel="postal")
+    # F: by post, the applicant's data from the population database; paused for additions 06-06..06-12 (new deadline
+    # 20/06); early.
+    m.received("F", "06-05 09:00", "06-12 17:00", channel="postal", identification="none", population_data_reused=True)
     m.add(CaseSupplementRequested, "F", "06-06 10:00", reason="Thiếu giấy tờ", remaining_working_days=4)
     m.add(CaseClockResumed, "F", "06-12 09:00", supplemented_at=at("06-12 09:00"), due_at=at("06-20 17:00"), remaining_working_days=4)
     m.add(CaseResultReady, "F", "06-19 10:00", finished_at=at("06-19 10:00"), timeliness="early", due_at=at("06-20 17:00"))
@@ -188,6 +191,7 @@ EXPECTED = {
     "results_signed": 1, "fee_dossiers": 2, "paid_online": 1, "postal_returned": 1, "reused_components_dossiers": 1,
     "shared_with_store": 1, "ratings_total": 2, "ratings_satisfied": 1, "ratings_dissatisfied": 1, "feedback_dossiers": 1,
     "complaint_dossiers": 2, "apologies_issued": 1,
+    "identified_vneid": 1, "identified_chip_card": 1, "online_identified": 1, "population_data_used": 2,  # D; E; D; D and F
 }  # fmt: skip
 
 
@@ -269,6 +273,10 @@ async def test_the_summary_of_a_month_matches_the_hand_count(reporting: Stack, m
     assert (rates["online_payment"]["percent"], rates["electronic_result"]["percent"]) == (50.0, 25.0)
     assert (rates["satisfaction"]["numerator"], rates["satisfaction"]["percent"]) == (10, 58.82)
     assert (rates["online"]["numerator"], rates["online"]["denominator"], rates["postal"]["numerator"]) == (1, 15, 1)
+    assert (rates["online_identified"]["percent"], rates["online_identified"]["met"]) == (100.0, True)
+    assert (rates["population_data"]["numerator"], rates["population_data"]["percent"]) == (2, 13.33)
+    # 1.4 counts the status changes synced to DVCQG in time; no LGSP here: none was (no longer received / received)
+    assert rates["sync"]["numerator"] == 0 and rates["sync"]["denominator"] > 0 and rates["sync"]["percent"] == 0
 
 
 async def test_a_unit_code_rolls_up_to_its_communes_and_a_province_to_everything(reporting: Stack, month: Month) -> None:
@@ -298,6 +306,7 @@ async def test_breakdowns_by_field_procedure_and_officer_add_up(reporting: Stack
     assert set(rows) == {"Hộ tịch", "Cư trú"}
     assert (rows["Hộ tịch"]["received_total"], rows["Hộ tịch"]["resolved_early"], rows["Hộ tịch"]["resolved_on_time"]) == (2, 1, 1)
     assert rows["Hộ tịch"]["rates"]["online_payment"]["percent"] == 50.0
+    assert rows["Hộ tịch"]["rates"]["sync"]["percent"] is None  # the sync outcomes are counted per unit, not per field
     assert _counts(june_["total"]) == EXPECTED
     for key, count in EXPECTED.items():
         assert sum(r[key] for r in june_["rows"]) == count, key
@@ -336,10 +345,22 @@ async def test_the_766_index_of_the_month(reporting: Stack, month: Month) -> Non
     assert rows["REUSED_DIGITIZED_DATA"]["points"] == round(2 * (1 / 15) / 0.8, 2)
     assert (rows["PETITION_PROCESSING_ON_TIME"]["numerator"], rows["PETITION_PROCESSING_ON_TIME"]["points"]) == (1, 6)
     assert rows["DOSSIER_RECEIVING_SATISFACTION"]["points"] == round(min(6, 6 * (10 / 17) / 0.9), 2)
+    # 766 4.5: D identified with VNeID, F's data from the population database
+    sync = rows["DOSSIER_SYNC"]  # the same sync outcomes as the summary's rate 1.4
+    assert (sync["numerator"], sync["points"]) == (0, 0) and sync["denominator"] > 0
+    citizen_data = rows["CITIZEN_DATA_CONNECTED_DOSSIER"]
+    assert (citizen_data["numerator"], citizen_data["denominator"], citizen_data["points"]) == (2, 15, round(2 * 2 / 15, 2))
     total = round(sum(r["points"] for r in body["indicators"]), 2)
-    assert body["total"] == total and body["max_points"] == 66
-    assert body["scaled"] == round(total * 100 / 66, 2) and body["band"] == "Yếu"
-    assert {r["code"] for r in body["not_computable"]} >= {"DOSSIER_SYNC", "PUBLISH_ON_TIME"}
+    missing = {r["code"]: r for r in body["not_computable"]}
+    computable = sum(r["max_points"] for r in body["indicators"])
+    assert body["total"] == total and body["max_points"] == computable and body["index_max_points"] == 100
+    assert computable + sum(r["max_points"] for r in missing.values()) == 100 and len(rows) + len(missing) == 18
+    assert set(missing) >= {"PUBLISH_ON_TIME", "PETITION_HANDLING_SATISFACTION"} and all(r["reason"] for r in missing.values())
+    # the points earned of the points computable and of 100, side by side; the band says which it rests on
+    assert body["of_computable"] == {"basis": "computable", "points": total, "max_points": computable,
+                                     "score": round(total * 100 / computable, 2), "band": "Yếu"}  # fmt: skip
+    assert body["of_100"] == {"basis": "all", "points": total, "max_points": 100, "score": total, "band": "Yếu"}
+    assert (body["band"], body["band_basis"]) == ("Yếu", "all")
     averages = {r["procedure_code"]: r for r in body["average_processing"]}
     assert averages["1.001193"]["dossiers"] == 2
 
@@ -365,7 +386,9 @@ async def test_exports_carry_the_same_figures_under_vietnamese_headers(reporting
     assert [fields.cell(row=r, column=c).value for r in range(3, fields.max_row + 1) for c in (4, 5)] == [
         "Cư trú", "Cư trú", "Hộ tịch", "Hộ tịch", None, "Tổng"
     ]
-    assert index.status_code == 200 and "PROGRESS_ON_TIME" in index.content.decode("utf-8-sig")
+    index_text = index.content.decode("utf-8-sig")
+    assert index.status_code == 200 and "PROGRESS_ON_TIME" in index_text
+    assert "DIEM_TINH_DUOC" in index_text and "DIEM_THANG_100" in index_text and "Không tính: " in index_text
 
 
 async def test_a_rebuild_from_the_event_log_gives_the_same_figures(reporting: Stack, month: Month) -> None:

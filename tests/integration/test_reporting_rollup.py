@@ -72,11 +72,14 @@ def _dossier(rng: random.Random, code: str, unit: str) -> list[Event]:
     procedure = rng.choice(PROCEDURES)
     officer = rng.choice(["cb-1", "cb-2", "cb-3"])
     base = {"dossier_code": code, "unit": unit}
+    identity = random.Random(code)
     t = received
     events: list[Event] = [DossierReceived(
         **base, occurred_at=received, procedure_code=procedure[0], procedure_name=procedure[1], applicant_name="Nguyễn Văn An",
         channel=rng.choice(["online", "counter", "counter", "postal"]), received_at=received, appointment_at=due,
         due_at_original=due, received_by="mc-1", fee_due=rng.choice([0, 0, 30000]), reused_components=rng.choice([0, 0, 1]),
+        # its own draws, so the rest of the data set is the one the figures below were chosen for
+        identification=identity.choice([None, "none", "chip_card", "vneid_level2"]), population_data_reused=identity.choice([None, False, True]),
     )]  # fmt: skip
 
     def step(hours: float) -> datetime:
@@ -242,7 +245,8 @@ async def test_the_data_set_has_every_kind_of_dossier_the_roll_up_must_get_right
     rolled, _ = await _both(db, scope=domain.parse_scope(code), period=domain.month_period(date(2030, 6, 1)), horizon=_horizon(date(2030, 6, 1)))
     june = rolled[0]
     for figure in ("carried_over", "pending_paused", "pending_overdue", "resolved_late", "withdrawn_late", "supplement_requested",
-                   "pending_near_due", "ratings_total", "apologies_issued", "postal_returned"):  # fmt: skip
+                   "pending_near_due", "ratings_total", "apologies_issued", "postal_returned", "identified_vneid",
+                   "identified_chip_card", "online_identified", "population_data_used"):  # fmt: skip
         assert june[figure] > 0, figure
     # Open dossiers idle since before August were rolled forward into August; those idle in September are read from
     # their own rows (September is after the month the roll-up reaches).

@@ -92,3 +92,30 @@ def test_the_province_is_the_last_part_of_the_unit_code() -> None:
 @pytest.mark.parametrize("status", sorted(STATUS_NAMES))
 def test_every_national_status_has_its_vietnamese_name(status: int) -> None:
     assert STATUS_NAMES[status]
+
+
+# ---- e-identity at reception -------------------------------------------------------------------------------------
+
+
+def test_a_clerk_asserts_a_chip_card_read_and_the_portal_a_vneid_login_nothing_else() -> None:
+    asserters = domain.DEFAULT_IDENTIFICATION_ASSERTERS
+    assert domain.identification_refusal("clerk", "chip_card", asserters) is None
+    assert domain.identification_refusal("portal", "vneid_level2", asserters) is None
+    assert domain.identification_refusal("clerk", "none", asserters) is None and domain.identification_refusal("portal", "none", {}) is None
+    clerk = domain.identification_refusal("clerk", "vneid_level2", asserters)
+    portal = domain.identification_refusal("portal", "chip_card", asserters)
+    assert clerk is not None and "A clerk cannot assert a VNeID level-2 login" in clerk and "only the portal can" in clerk
+    assert portal is not None and "The portal cannot assert a chip id card read" in portal and "only a clerk can" in portal
+
+
+def test_who_may_assert_what_is_a_setting() -> None:
+    from services.intake.settings import IntakeSettings
+
+    # a province whose counters scan the citizen's VNeID app (level 2) lets its clerks assert it too
+    settings = IntakeSettings(identification_asserted_by={"clerk": ["chip_card", "vneid_level2"], "portal": ["vneid_level2"]})
+    assert domain.identification_refusal("clerk", "vneid_level2", settings.identification_asserted_by) is None
+    assert IntakeSettings().identification_asserted_by == {"clerk": ["chip_card"], "portal": ["vneid_level2"]}
+    with pytest.raises(ValueError, match="IDENTIFICATION_ASSERTED_BY"):
+        IntakeSettings(identification_asserted_by={"clerk": ["fingerprint"]})
+    with pytest.raises(ValueError, match="IDENTIFICATION_ASSERTED_BY"):
+        IntakeSettings(identification_asserted_by={"bank": ["chip_card"]})

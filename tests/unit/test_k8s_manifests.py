@@ -53,6 +53,7 @@ OUTBOUND = {
     "intake": ("the provincial portal (status push-back)", [443]),
     "digitization": ("the S3-compatible object store", [443]),
     "workflow": ("the SMS provider's HTTPS API and the SMTP relay (submission)", [443, 587]),
+    "reporting": ("the province's LGSP in front of the national portal DVCQG (sync)", [443]),
 }
 # Connections reserved beside the services' pools: migration Jobs, replication, the operator, superusers.
 PG_RESERVED_CONNECTIONS = 20

@@ -66,7 +66,7 @@ def test_rendering_fills_the_dossier_fields_in_vietnam_time_and_signs_the_links(
     assert rendered.body == (
         "Kính gửi Nguyễn Thị Hồng Nhung: hồ sơ 000.00.12.H56-261126-0001 trả lúc 14:00 ngày 27/11/2026, "
         "hẹn 17:00 ngày 27/11/2026, tại UBND PHƯỜNG BẾN NGHÉ. "
-        f"https://dvc.example/api/v1/public/cases/000.00.12.H56-261126-0001/rating?sig={signature}"
+        f"https://dvc.example/trang/theo-doi/000.00.12.H56-261126-0001?sig={signature}#danh-gia"  # the page, at its rating form
     )
     assert rendered.subject == "Hồ sơ 000.00.12.H56-261126-0001"
 

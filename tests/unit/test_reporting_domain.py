@@ -142,6 +142,15 @@ def test_reception_sets_the_dossier_and_its_first_deadline() -> None:
     assert folded.deadlines == (domain.DeadlineChange(at("2026-03-02"), at("2026-03-06", 17), False),)
 
 
+def test_reception_keeps_how_the_applicant_was_identified_and_whether_population_data_was_used() -> None:
+    online = fold_all(received(channel="online", identification="vneid_level2", population_data_reused=True))
+    assert (online.identification, online.population_data_reused) == ("vneid_level2", True)
+    counter = fold_all(received(identification="chip_card"))
+    assert (counter.identification, counter.population_data_reused) == ("chip_card", False)
+    older = fold_all(received())  # an event from before intake said: nothing is claimed
+    assert (older.identification, older.population_data_reused) == (None, False)
+
+
 def test_the_field_the_catalog_sent_wins_over_reportings_own_map() -> None:
     """A province's own procedure is reported under the field its catalog gives, with no map to keep in step."""
     local = received(procedure_code="LOCAL.XD.001", procedure_field="Xây dựng")
@@ -279,6 +288,22 @@ def test_the_plan_rates_follow_the_standard_table() -> None:
     assert all(r["percent"] is None and r["met"] is None for r in empty.values())
 
 
+def test_e_identity_rates_count_online_dossiers_identified_and_population_data_used() -> None:
+    c = counts(received_total=20, received_online=8, online_identified=6, identified_vneid=6, identified_chip_card=5,
+               population_data_used=9)  # fmt: skip
+    rates = domain.rates(c, {"online_identified": 100})
+    assert (rates["online_identified"]["numerator"], rates["online_identified"]["denominator"]) == (6, 8)
+    assert (rates["online_identified"]["percent"], rates["online_identified"]["met"]) == (75.0, False)
+    assert (rates["population_data"]["percent"], rates["population_data"]["indicator"]) == (45.0, "4.5")
+
+
+def test_the_sync_rate_is_the_dvcqg_sync_outcomes_never_a_count_of_the_table() -> None:
+    c = counts(received_total=17)
+    assert domain.rates(c)["sync"]["percent"] is None  # not measured: no longer received / received = 100 %
+    synced = domain.rates(c, {"sync": 100}, measured={"sync": (9, 10)})["sync"]
+    assert (synced["indicator"], synced["numerator"], synced["denominator"], synced["percent"], synced["met"]) == ("1.4", 9, 10, 90.0, False)
+
+
 # ---- the 766 index ---------------------------------------------------------------------------------------------------------------
 
 
@@ -302,16 +327,59 @@ def test_bands(score: float, name: str) -> None:
     assert domain.band(score) == name
 
 
-def test_the_index_totals_the_computed_indicators_and_scales_them_to_100() -> None:
+def test_the_indicators_are_the_six_groups_of_the_dvcqg_evaluation_100_points() -> None:
+    rules = {r.code: r for r in domain.indicator_rules()}
+    assert len(rules) == 18 and sum(r.max_points for r in rules.values()) == 100
+    groups = [["PUBLISH_ON_TIME", "PUBLIC_UPDATE_ON_TIME", "PUBLIC_CONTENT_FULL", "DOSSIER_SYNC"], ["PROGRESS_ON_TIME"],
+              ["ONLINE_DOSSIERS"], ["ORIGINAL_RESULT_AVAILABLE", "SO_HOA_GIAY_TO_GIAI_QUYET", "ELECTRONIC_CERTIFIED_COPY",
+               "REUSED_DIGITIZED_DATA", "SYNCED_WITH_DVCQG_PERSONAL_STORAGE", "CITIZEN_DATA_CONNECTED_DOSSIER",
+               "CITIZEN_DATA_CONNECTED_FORMALITY"],
+              ["PETITION_PROCESSING_ON_TIME", "PETITION_HANDLING_SATISFACTION", "DOSSIER_RECEIVING_SATISFACTION"],
+              ["ONLINE_PAYMENT_DOSSIERS", "ONLINE_PAYMENT_PROCEDURES"]]  # fmt: skip
+    assert [sum(rules[c].max_points for c in g) for g in groups] == [18, 20, 12, 22, 18, 10]
+
+
+# What the handler measures today: everything but the national system's indicators (and the sync, when unavailable).
+EVERYTHING_LOCAL = {"PROGRESS_ON_TIME": (10, 10), "ONLINE_DOSSIERS": (5, 10), "ORIGINAL_RESULT_AVAILABLE": (1, 1),
+                    "SO_HOA_GIAY_TO_GIAI_QUYET": (1, 1), "REUSED_DIGITIZED_DATA": (8, 10),
+                    "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (1, 1), "CITIZEN_DATA_CONNECTED_DOSSIER": (10, 10),
+                    "ONLINE_PAYMENT_DOSSIERS": (1, 1), "PETITION_PROCESSING_ON_TIME": (0, 0),
+                    "DOSSIER_RECEIVING_SATISFACTION": (9, 10), "DOSSIER_SYNC": (10, 10)}  # fmt: skip
+
+
+def test_the_index_shows_the_points_earned_of_the_points_computable_and_of_100_side_by_side() -> None:
     rules = domain.indicator_rules()
-    measured = {"PROGRESS_ON_TIME": (10, 10), "ONLINE_DOSSIERS": (5, 10), "ORIGINAL_RESULT_AVAILABLE": (1, 1),
-                "SO_HOA_GIAY_TO_GIAI_QUYET": (1, 1), "REUSED_DIGITIZED_DATA": (8, 10), "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": (1, 1),
-                "ONLINE_PAYMENT_DOSSIERS": (1, 1), "DOSSIER_RECEIVING_SATISFACTION": (9, 10)}  # fmt: skip
-    index = domain.index_766(measured, rules)
-    assert (index["total"], index["max_points"], index["scaled"], index["band"]) == (66, 66, 100.0, "Xuất sắc")
-    index = domain.index_766({"PROGRESS_ON_TIME": (5, 10)}, rules)
-    assert index["total"] == 16 and index["scaled"] == round(1600 / 66, 2) and index["band"] == "Yếu"
-    assert {r["code"] for r in index["not_computable"]} >= {"DOSSIER_SYNC", "CITIZEN_DATA_CONNECTED_DOSSIER"}
+    index = domain.index_766(EVERYTHING_LOCAL, rules)
+    assert (index["total"], index["max_points"], index["index_max_points"]) == (74, 74, 100)
+    assert index["of_computable"] == {"basis": "computable", "points": 74, "max_points": 74, "score": 100.0, "band": "Xuất sắc"}
+    assert index["of_100"] == {"basis": "all", "points": 74, "max_points": 100, "score": 74.0, "band": "Khá"}
+    # the band shown is the one of 100 unless configured otherwise, and says so
+    assert (index["band"], index["band_basis"]) == ("Khá", "all")
+    computable = domain.index_766(EVERYTHING_LOCAL, rules, basis="computable")
+    assert (computable["band"], computable["band_basis"]) == ("Xuất sắc", "computable")
+    half = domain.index_766({"PROGRESS_ON_TIME": (5, 10)}, rules)
+    assert (half["total"], half["of_computable"]["score"], half["of_100"]["score"], half["band"]) == (10, 50.0, 10.0, "Yếu")
+
+
+def test_every_indicator_not_computed_says_why() -> None:
+    index = domain.index_766({k: v for k, v in EVERYTHING_LOCAL.items() if k != "DOSSIER_SYNC"}, domain.indicator_rules(),
+                             reasons={"DOSSIER_SYNC": domain.SYNC_UNAVAILABLE})  # fmt: skip
+    missing = {r["code"]: r for r in index["not_computable"]}
+    assert set(missing) == set(domain.NOT_COMPUTABLE_766) | {"DOSSIER_SYNC"}
+    assert missing["DOSSIER_SYNC"]["reason"].startswith("sync outcomes unavailable") and missing["DOSSIER_SYNC"]["max_points"] == 6
+    assert all(r["reason"] and r["name"] for r in missing.values())
+    assert index["of_computable"]["max_points"] == 68 and index["of_100"]["max_points"] == 100
+    assert {r["code"] for r in index["indicators"]}.isdisjoint(missing)
+    nothing = domain.index_766({}, domain.indicator_rules())
+    assert len(nothing["not_computable"]) == 18 and nothing["of_computable"]["score"] is None and nothing["band"] == "Yếu"
+    assert {r["reason"] for r in nothing["not_computable"] if r["code"] == "PROGRESS_ON_TIME"} == {domain.NOT_MEASURED}
+
+
+def test_an_indicator_with_nothing_to_measure_and_no_score_stays_out_of_the_points_computable() -> None:
+    rules = domain.indicator_rules({"ONLINE_DOSSIERS": {"empty": "na"}})
+    index = domain.index_766({"PROGRESS_ON_TIME": (10, 10), "ONLINE_DOSSIERS": (0, 0)}, rules)
+    assert [r["points"] for r in index["indicators"]] == [20, None]
+    assert (index["of_computable"]["max_points"], index["of_computable"]["score"], index["of_100"]["score"]) == (20, 100.0, 20.0)
 
 
 def test_average_processing_time_counts_working_days_after_receipt() -> None:
@@ -334,6 +402,19 @@ def test_xlsx_has_a_caption_a_frozen_header_and_the_rows() -> None:
     sheet = load_workbook(io.BytesIO(body)).active
     assert sheet.title == "Tổng hợp" and sheet.freeze_panes == "A3"
     assert [[c.value for c in row] for row in sheet.iter_rows()] == [["Báo cáo", None], ["Đơn vị", "Tiếp nhận"], ["H56", 3], ["H57", None]]
+
+
+def test_the_766_file_lists_what_is_not_computed_and_both_scores_with_the_band_basis() -> None:
+    from services.reporting.models import Index766Public
+
+    body = domain.index_766(EVERYTHING_LOCAL, domain.indicator_rules())
+    report = Index766Public(unit=UNIT, scope=UNIT, month="2026-03", average_processing=[], **body)
+    sheet = load_workbook(io.BytesIO(exports.index_766_file(report, "xlsx").body)).active
+    rows = {sheet.cell(row=r, column=1).value: [c.value for c in sheet[r]] for r in range(3, sheet.max_row + 1)}
+    assert rows["PUBLISH_ON_TIME"][-1].startswith("Không tính: ") and rows["PUBLISH_ON_TIME"][5] == 6
+    assert rows["DIEM_TINH_DUOC"][5:10] == [74, None, 74, 100, "Xuất sắc"]
+    assert rows["DIEM_THANG_100"][5:11] == [100, None, 74, 74, "Khá", "xếp loại hiển thị dựa trên điểm này"]
+    assert rows["DIEM_TINH_DUOC"][10] is None and "trên thang 100" in sheet.cell(row=1, column=1).value
 
 
 def test_settings_refuse_an_unknown_766_indicator() -> None:
