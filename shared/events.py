@@ -91,6 +91,16 @@ def event_class(type_: str) -> type[Fact] | None:
 # ---- intake ---------------------------------------------------------------
 
 
+class LienThongStepPlan(BaseModel):
+    """One inter-agency step of a procedure's plan: the agency and its share of the time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agency: str = Field(min_length=1, max_length=300)
+    amount: int = Field(ge=1, le=365)
+    unit: Literal["WORKING_DAY", "WORKING_HOUR", "CALENDAR_DAY", "SAME_DAY"] = "WORKING_DAY"
+
+
 class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTAKE):
     """A dossier was accepted (Form 01 issued), with its receipt and appointment."""
 
@@ -139,6 +149,15 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
         description="an online dossier: when the applicant submitted it on the portal (national status 1, NgayNopHoSo), "
         "before the one-stop accepted it at `received_at`; null for the other channels and events from before",
     )
+    rules: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the rule set in force at reception (shared/rules.py ref, e.g. VN.2+H56.1): the dossier's deadlines "
+        "and forms follow it to the end; null: an event from before (the reception date decides)",
+    )
+    lien_thong_steps: list[LienThongStepPlan] | None = Field(
+        default=None, description="the procedure's inter-agency step plan from the catalog; null: none or not said"
+    )
 
 
 class DossierSupplemented(Event, type="vn.motcua.dossier.supplemented.v1", producer=INTAKE):
@@ -168,6 +187,54 @@ class CalendarDayForgotten(CalendarFact, type="vn.motcua.calendar.day_forgotten.
     """An admin withdrew a declared day: the national calendar rules the day again."""
 
     forgotten_by: str | None = None
+
+
+# ---- intake: the law in force and the administrative units ----------------------------------------------------
+
+
+class RulesPublished(Fact, type="vn.motcua.rules.published.v1", producer=INTAKE):
+    """An admin published a rule set version (shared/rules.py): every service that applies rules keeps a copy."""
+
+    scope: str = Field(min_length=2, max_length=8, description="VN or a province code")
+    version: int = Field(ge=1)
+    effective_from: date
+    document: dict[str, Any] = Field(description="the version as shared.rules.dump_version writes it")
+    occurred_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        """The scope: its versions stay in order."""
+        return self.scope
+
+
+class UnitsDeclared(Fact, type="vn.motcua.units.declared.v1", producer=INTAKE):
+    """An admin entered or corrected administrative units (shared/units.py AdminUnit documents)."""
+
+    province: str = Field(min_length=1, max_length=64)
+    units: list[dict[str, Any]] = Field(min_length=1)
+    occurred_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        """The province: its registry changes stay in order."""
+        return self.province
+
+
+class UnitMerged(Fact, type="vn.motcua.units.merged.v1", producer=INTAKE):
+    """A unit was merged into another from ``effective``: its open dossiers go to ``into`` with their codes and
+    deadlines, and new dossiers for it are received for ``into``."""
+
+    province: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=64)
+    into: str = Field(min_length=1, max_length=64)
+    effective: date
+    unit: dict[str, Any] = Field(description="the merged unit as the registry now holds it")
+    occurred_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        """The province: its registry changes stay in order."""
+        return self.province
 
 
 # ---- workflow -------------------------------------------------------------
@@ -207,13 +274,27 @@ class CaseTransferred(Event, type="vn.motcua.case.transferred.v1", producer=WORK
     step_due_at: AwareDatetime | None = None
     step_days: int | None = Field(default=None, ge=1, description="the step's share of the time, working days")
     from_unit: str | None = None
+    step_no: int | None = Field(default=None, ge=1, description="the step's place in the catalog's plan, when planned")
+    adjusted_reason: str | None = Field(
+        default=None, max_length=500, description="why the officer changed the planned agency or days; null: as planned"
+    )
+
+
+class CaseHandedOver(Event, type="vn.motcua.case.handed_over.v1", producer=WORKFLOW):
+    """The dossier moved to another processing unit (its unit was merged into ``unit``): same code, history and
+    deadlines."""
+
+    from_unit: str = Field(min_length=1, max_length=64)
+    reason: Literal["unit_merged"] = "unit_merged"
 
 
 class CaseTransferReturned(Event, type="vn.motcua.case.transfer_returned.v1", producer=WORKFLOW):
-    """An inter-agency step came back."""
+    """An inter-agency step came back; a late step is the returning agency's (``from_agency``) to answer for."""
 
     from_agency: str
     step_late: bool | None = Field(default=None, description="the step came back after its own deadline")
+    step_due_at: AwareDatetime | None = Field(default=None, description="the step's own deadline")
+    step_no: int | None = Field(default=None, ge=1, description="the step's place in the catalog's plan, when planned")
 
 
 class CaseApproved(Event, type="vn.motcua.case.approved.v1", producer=WORKFLOW):
