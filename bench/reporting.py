@@ -4,8 +4,8 @@ One province-sized month in reporting's own database, then the reports a provinc
 of the reporting service running as a process (its own embedded Postgres and Tansu broker, on free ports):
 
 1. **Load.** ``--dossiers`` dossiers received in October 2026 (one million by default) and ``--carried`` received in
-   September (carried over, most of them ending in October), spread over a province of ``--districts`` districts of
-   ``--communes`` communes each (and the districts' own offices), 40 procedures in 8 fields, with a realistic mix of
+   September (carried over, most of them ending in October), spread over the ``--communes`` communes of a province
+   (two tiers: ``000.00.NN.H99``, no district), 40 procedures in 8 fields, with a realistic mix of
    channels and outcomes (result early, on time or late and returned at the counter or by post, refused, withdrawn,
    paused for additions, overdue with a notice, still running). Every dossier comes **with its events**: the rows
    reporting's handlers would write (hash-chained ``event_log``, ``chain_heads``, ``dossier_facts``,
@@ -13,11 +13,11 @@ of the reporting service running as a process (its own embedded Postgres and Tan
    by reporting's own code (``store.count_rollup_month``, what ``motcua reporting rebuild`` runs).
 2. **Check the loader against the handlers.** A random sample of dossiers' stored events is fed through the real
    handlers (``handlers.on_dossier_event``, one transaction per event) into a fresh database; their event log (hashes
-   included), facts, deadline history and roll-up rows must equal what the loader wrote. And the province's,
-   a district's and a commune's month read from the roll-up must equal the same month counted from the dossiers'
+   included), facts, deadline history and roll-up rows must equal what the loader wrote. And the province's
+   and a commune's month read from the roll-up must equal the same month counted from the dossiers'
    own rows. Any difference fails the run.
-3. **Measure** (``--repeat`` requests each, after a warm-up; p50/p90/p99/max in ms): the summary of a commune, a
-   district and the province for the month; breakdowns of the province by procedure and by field; the summary
+3. **Measure** (``--repeat`` requests each, after a warm-up; p50/p90/p99/max in ms): the summary of a commune and
+   the province for the month; a commune's breakdown by officer; breakdowns of the province by procedure and by field; the summary
    export as CSV and XLSX; the province's breakdown by procedure as XLSX. Also, a few times, the province's
    month counted from the dossiers' rows (the path without the roll-up) for comparison, and the summary's database
    work alone (in this process), to tell it from the HTTP service's own time.
@@ -53,11 +53,11 @@ from motcua.migrate import upgrade
 from services.reporting import domain, handlers, projections, store
 from services.reporting.deps import ReportingDeps
 from services.reporting.settings import ReportingSettings
-from shared.calendar import WorkingCalendar
 from shared.clock import SystemClock
 from shared.db import Database
 from shared.envelope import Envelope
 from shared.events import event_class
+from shared.lawstore import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -68,7 +68,7 @@ GENESIS = domain.GENESIS
 FIELD_NAMES = ["Hộ tịch", "Chứng thực", "Đất đai", "Xây dựng", "Cư trú", "Kinh doanh", "Lao động - Thương binh và Xã hội", "Giáo dục"]
 PROCEDURES = [(f"1.00{4000 + n}", f"Thủ tục {FIELD_NAMES[n % 8].lower()} số {n + 1}", FIELD_NAMES[n % 8]) for n in range(40)]
 FIELDS = {code: field for code, _, field in PROCEDURES}
-RULES = domain.ReportRules(calendar=WorkingCalendar())  # the service's defaults (near due: 1 working day)
+RULES = domain.ReportRules()  # the service's defaults (near due: 1 working day)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -76,8 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.reporting", description=__doc__.split("\n\n")[0])
     p.add_argument("--dossiers", type=int, default=1_000_000, help="dossiers received in the month (1,000,000)")
     p.add_argument("--carried", type=int, default=100_000, help="dossiers received the month before (100,000)")
-    p.add_argument("--districts", type=int, default=10, help="districts of the province (10)")
-    p.add_argument("--communes", type=int, default=20, help="communes of each district (20)")
+    p.add_argument("--communes", type=int, default=99, choices=range(1, 100), metavar="1-99",
+                   help="communes of the province (99; two tiers since July 2025: province and commune)")
     p.add_argument("--repeat", type=int, default=100, help="measured requests of each report (100)")
     p.add_argument("--sample", type=int, default=300, help="dossiers fed through the real handlers to check the loader (300)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (bench/results)")
@@ -183,14 +183,14 @@ def _event_selects() -> list[str]:
 def _dossiers_sql(args: argparse.Namespace) -> str:
     """Every dossier's attributes: unit, procedure, channel, path through the case and its instants (whole minutes)."""
     procedures = ", ".join(f"({n}, '{c}', '{name}', '{f}')" for n, (c, name, f) in enumerate(PROCEDURES))
-    units = args.districts * (args.communes + 1)
+    units = args.communes
     total = args.dossiers + args.carried
     return f"""
     CREATE UNLOGGED TABLE bench_procedures (n int PRIMARY KEY, code text, name text, field text);
     INSERT INTO bench_procedures VALUES {procedures};
     CREATE UNLOGGED TABLE bench_units AS
-      SELECT n, CASE WHEN n % ({args.communes} + 1) = 0 THEN '000.00.' ELSE '000.' || lpad((n % ({args.communes} + 1))::text, 2, '0') || '.' END
-                || lpad((n / ({args.communes} + 1) + 1)::text, 2, '0') || '.{PROVINCE}' AS unit
+      -- two tiers: each commune directly under the province, 000.00.NN.H99 (no district group)
+      SELECT n, '000.00.' || lpad((n + 1)::text, 2, '0') || '.{PROVINCE}' AS unit
       FROM generate_series(0, {units} - 1) n;
     SELECT setseed(0.2026);
     CREATE UNLOGGED TABLE bench_dossiers AS
@@ -238,7 +238,7 @@ _FACTS_SQL = f"""
 INSERT INTO dossier_facts (code, unit, province, procedure_code, procedure_name, field, channel, received_at, received_day,
   received_by, due_at_original, due_at, paused, department, assignee, holder_unit, holder_officer, closed_at, close_kind,
   close_timeliness, result_at, returned_at, return_channel, supplement_count, late_at, late_reason, late_holder_unit,
-  late_holder_officer, last_activity_at, clock_since, scope_key)
+  late_holder_officer, last_activity_at, clock_since, scope_key, receiving_scope_key)
 SELECT code, unit, '{PROVINCE}', procedure_code, procedure_name, field, channel, received_at,
   (received_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, received_by, due_at, due_at, path = 'paused', NULL, assignee,
   CASE WHEN returned_at IS NOT NULL THEN NULL ELSE unit END,
@@ -254,6 +254,7 @@ SELECT code, unit, '{PROVINCE}', procedure_code, procedure_name, field, channel,
   CASE WHEN path = 'overdue' OR (path = 'result' AND timeliness = 'late') THEN coalesce(assignee, received_by) END,
   greatest(received_at, assigned_at, ended_at, returned_at, CASE WHEN path = 'overdue' THEN due_at + interval '5 minutes' END),
   CASE WHEN path = 'paused' THEN ended_at ELSE received_at END,
+  '{PROVINCE}.' || split_part(unit, '.', 3) || '.' || split_part(unit, '.', 2) || '.' || split_part(unit, '.', 1),
   '{PROVINCE}.' || split_part(unit, '.', 3) || '.' || split_part(unit, '.', 2) || '.' || split_part(unit, '.', 1)
 FROM bench_dossiers ORDER BY code;
 INSERT INTO dossier_deadlines (code, since, due_at, paused)
@@ -308,6 +309,12 @@ async def load(conn: asyncpg.Connection, args: argparse.Namespace) -> dict[str, 
       INSERT INTO chain_heads (dossier_code, sequence, hash)
       SELECT DISTINCT ON (code) code, seq, hash FROM bench_events ORDER BY code, seq DESC;""")  # fmt: skip
     await step("facts and deadlines", _FACTS_SQL)
+    # The registry holds the codes only (what intake's UnitsDeclared would bring): reports of the province and of a
+    # commune resolve to the registry's units of the month, as a two-tier province's do.
+    await step("units", f"""
+      INSERT INTO admin_units (code, name, tier, parent, valid_from) VALUES ('{PROVINCE}', 'Tỉnh {PROVINCE}', 'province', NULL, NULL);
+      INSERT INTO admin_units (code, name, tier, parent, valid_from)
+      SELECT unit, 'Xã ' || (n + 1), 'commune', '{PROVINCE}', date '2025-07-01' FROM bench_units;""")  # fmt: skip
     await step("analyze", "ANALYZE")
     return steps
 
@@ -332,7 +339,7 @@ _FACT_COLUMNS = "code, unit, province, procedure_code, procedure_name, field, ch
     "received_by, due_at_original, due_at, paused, fee_due, reused_components, department, assignee, holder_unit, holder_officer, " \
     "closed_at, close_kind, close_timeliness, result_at, returned_at, return_channel, supplement_count, late_at, late_reason, " \
     "late_holder_unit, late_holder_officer, apology_at, digitized_at, result_signed_at, paid_at, paid_online_at, rated_at, rating, " \
-    "feedback_at, last_activity_at, clock_since, scope_key"  # fmt: skip
+    "feedback_at, last_activity_at, clock_since, scope_key, receiving_scope_key"  # fmt: skip
 _LOG_COLUMNS = "dossier_code, sequence, event_id, type, source, unit, time, actor, data, prev_hash, hash"
 
 
@@ -417,7 +424,7 @@ async def check_rollup(url: str, scopes: dict[str, str]) -> dict[str, bool]:
     try:
         async with db.sessions() as session:
             for label, text in scopes.items():
-                scope = domain.parse_scope(text)
+                scope = domain.resolve_scope(text, await load_registry(session), period.first, period.last)
                 rolled = await store.report_counts(session=session, scope=scope, period=period, horizon=horizon)
                 counted = await store.report_counts(session=session, scope=scope, period=period, horizon=horizon, rollup=False)
                 out[label] = rolled == counted
@@ -460,12 +467,11 @@ async def measure_all(stack: Stack, scopes: dict[str, str], repeat: int) -> dict
     month = {"from": MONTH.isoformat(), "to": "2026-10-31"}
     plan = {
         "summary_commune": ("/api/v1/reports/summary", {"unit": scopes["commune"], **month}),
-        "summary_district": ("/api/v1/reports/summary", {"unit": scopes["district"], **month}),
         "summary_province": ("/api/v1/reports/summary", {"unit": scopes["province"], **month}),
         "summary_province_field_filter": ("/api/v1/reports/summary", {"unit": scopes["province"], "field": "Hộ tịch", **month}),
         "breakdown_province_by_procedure": ("/api/v1/reports/breakdown", {"unit": scopes["province"], "by": "procedure", **month}),
         "breakdown_province_by_field": ("/api/v1/reports/breakdown", {"unit": scopes["province"], "by": "field", **month}),
-        "breakdown_district_by_officer": ("/api/v1/reports/breakdown", {"unit": scopes["district"], "by": "officer", **month}),
+        "breakdown_commune_by_officer": ("/api/v1/reports/breakdown", {"unit": scopes["commune"], "by": "officer", **month}),
         "export_summary_province_csv": ("/api/v1/reports/summary/export", {"unit": scopes["province"], "format": "csv", **month}),
         "export_summary_province_xlsx": ("/api/v1/reports/summary/export", {"unit": scopes["province"], "format": "xlsx", **month}),
         "export_breakdown_province_by_procedure_xlsx": (
@@ -489,15 +495,17 @@ async def measure_in_process(url: str, scopes: dict[str, str], repeat: int, *, r
     horizon = domain.Horizons(RULES)(MONTH)
     out = {}
     try:
-        for label in ("commune", "district", "province"):
+        async with db.sessions() as session:
+            registry = await load_registry(session)  # the service keeps it cached (REPORTING_LAW_CACHE_SECONDS)
+        for label in ("commune", "province"):
             latencies = []
+            scope = domain.resolve_scope(scopes[label], registry, period.first, period.last)
             for _ in range(repeat):
                 async with db.sessions() as session:
                     started = time.perf_counter()
                     if rollup:  # what the handler reads before the counts
                         await store.rollup_usable(session=session, month=MONTH, horizon=horizon)
-                    await store.report_counts(session=session, scope=domain.parse_scope(scopes[label]), period=period, horizon=horizon,
-                                              rollup=rollup)  # fmt: skip
+                    await store.report_counts(session=session, scope=scope, period=period, horizon=horizon, rollup=rollup)
                     latencies.append((time.perf_counter() - started) * 1000)
             out[f"summary_{label}"] = percentiles(latencies)
             _say(f"  in process, {'roll-up' if rollup else 'dossier rows'}, {label}: p50 {out[f'summary_{label}']['p50']} ms")
@@ -560,12 +568,12 @@ async def run(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
             report["load"] |= dict(counts) | {"total_s": round(time.perf_counter() - started, 1)}
             _say(f"  loaded: {dict(counts)}")
             sample = await conn.fetchrow(
-                "SELECT (SELECT unit FROM dossier_facts WHERE unit NOT LIKE '000.00.%' GROUP BY unit ORDER BY count(*) DESC LIMIT 1) AS commune"
+                "SELECT (SELECT unit FROM dossier_facts GROUP BY unit ORDER BY count(*) DESC LIMIT 1) AS commune"
             )  # fmt: skip
         finally:
             await conn.close()
         commune = sample["commune"]
-        scopes = {"commune": commune, "district": f"000.00.{commune.split('.')[2]}.{PROVINCE}", "province": PROVINCE}
+        scopes = {"commune": commune, "province": PROVINCE}
         report["scopes"] = scopes
         _say("checking the loader against the real handlers")
         report["check"] = await check_loader(postgres, dsn, args)

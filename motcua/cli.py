@@ -11,8 +11,12 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from motcua.registry import SERVICES, service, settings_class
+
+if TYPE_CHECKING:
+    from motcua.localstack import Stack
 
 __all__ = ["main", "openapi_document", "settings_class"]
 
@@ -44,6 +48,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+async def _declare_demo_units(stack: Stack) -> None:
+    """The demonstration province's two-tier unit registry, entered through intake's API (again: the same entries)."""
+    from motcua import demo
+
+    async with stack.client("intake", "admin", units=["*"], subject="motcua-run") as admin:
+        await demo.declare_units(admin)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -221,6 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"broker    {broker.bootstrap_servers}  (Tansu, in memory)", flush=True)
         stack = Stack(pg, broker, root, ports=ports, env=env)
         asyncio.run(stack.start(timeout=args.timeout))
+        asyncio.run(_declare_demo_units(stack))
         print(f"\nmotcua is ready in {time.monotonic() - started:.1f}s:")
         for name in SERVICES:
             print(f"  {name:<13} {stack.url(name)}/docs")

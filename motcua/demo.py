@@ -13,6 +13,10 @@ import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 # A collection account no bank holds: letters in the number, so no banking app can send money to it.
 COLLECTION_ACCOUNT = {"bin": "970415", "account": "MOTCUADEMO", "name": "TÀI KHOẢN MINH HỌA – KHÔNG CHUYỂN TIỀN"}
@@ -71,6 +75,27 @@ def groups(*, smtp_port: int, sms_url: str) -> list[Group]:
             f"{sms_url}; delivers nothing, keeps every SMS (WORKFLOW_SMS_PROVIDER_URL)",
         ),
     ]
+
+
+# The demonstration province's two-tier registry (POST /api/v1/units): the province, two districts that ended with
+# the reform of 1 July 2025 and the communes since; the local stack's clerk unit (000.00.12.H56) is one of them.
+# Invented codes and names except the province's: demonstration data, not the province's real registry.
+DEMO_PROVINCE = "H56"
+UNITS: list[dict[str, str]] = [
+    {"code": DEMO_PROVINCE, "name": "Tỉnh Khánh Hòa", "tier": "province"},
+    {"code": "000.01.00.H56", "name": "Thành phố Nha Trang (đến 30/6/2025)", "tier": "district", "parent": DEMO_PROVINCE, "valid_to": "2025-06-30"},
+    {"code": "000.02.00.H56", "name": "Thị xã Ninh Hòa (đến 30/6/2025)", "tier": "district", "parent": DEMO_PROVINCE, "valid_to": "2025-06-30"},
+    {"code": "000.00.12.H56", "name": "Phường Nha Trang", "tier": "commune", "parent": DEMO_PROVINCE, "valid_from": "2025-07-01"},
+    {"code": "000.00.13.H56", "name": "Phường Bắc Nha Trang", "tier": "commune", "parent": DEMO_PROVINCE, "valid_from": "2025-07-01"},
+    {"code": "000.00.14.H56", "name": "Phường Ninh Hòa", "tier": "commune", "parent": DEMO_PROVINCE, "valid_from": "2025-07-01"},
+]  # fmt: skip
+
+
+async def declare_units(intake: httpx.AsyncClient) -> int:
+    """Declare the demonstration registry through intake's API (an admin's client); returns the units declared."""
+    response = await intake.post("/api/v1/units", json={"units": UNITS})
+    response.raise_for_status()
+    return int(response.json()["count"])
 
 
 def chosen(all_groups: list[Group], environment: Mapping[str, str]) -> tuple[list[Group], list[Group]]:

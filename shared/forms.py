@@ -62,6 +62,8 @@ class SupplementRequestForm:
     officer: Officer
     received_at: datetime | None = None
     contact_phone: str = ""
+    number: str = "02"  # the form's number and title in the dossier's rule set (shared/rules.py)
+    title: str = SUPPLEMENT_TITLE
 
     def __post_init__(self) -> None:
         check_aware(self)
@@ -71,11 +73,11 @@ class SupplementRequestForm:
 
 def render_supplement_request(form: SupplementRequestForm) -> bytes:
     """Form 02: Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ."""
-    pdf = FormPdf(number="02", title=SUPPLEMENT_TITLE, dossier_code=form.dossier_code)
+    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
     start_form(
         pdf,
         agency=form.agency,
-        title=SUPPLEMENT_TITLE,
+        title=form.title,
         dossier_code=form.dossier_code,
         url=form.lookup_url,
         issued=form.issued_at,

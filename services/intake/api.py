@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -17,8 +17,10 @@ from services.intake.models import (
     CalendarDayPublic,
     CalendarPublic,
     CatalogImport,
+    DeclareUnits,
     DossierPublic,
     IntakeRecordPublic,
+    MergeUnit,
     NationalCatalogApply,
     NationalCatalogLook,
     NationalImportPublic,
@@ -27,9 +29,14 @@ from services.intake.models import (
     ProcedurePublic,
     ProceduresPublic,
     PublicStatus,
+    PublishRules,
     PublishVersion,
     ReceiveDossier,
+    RulesPublic,
+    RuleVersionPublic,
+    RuleVersionsPublic,
     Supplement,
+    UnitsPublic,
     Withdrawal,
 )
 from shared.auth import CurrentUser, Principal, Role, require_roles
@@ -37,6 +44,8 @@ from shared.calendar import DayKind
 from shared.errors import Problem
 from shared.ratelimit import Policy, rate_limited
 from shared.roles import OFFICIALS
+from shared.rules import RuleBook, Rules, RuleVersion
+from shared.units import AdminUnit
 from shared.status import STATUS_NAMES
 from shared.vntext import mask_id_number
 
@@ -249,6 +258,99 @@ async def delete_calendar_day(
     return Response(status_code=204)
 
 
+# ---- the law in force: rule sets and administrative units ---------------------------------------------------------
+
+
+def _version(v: RuleVersion, book: RuleBook) -> RuleVersionPublic:
+    return RuleVersionPublic(
+        **v.model_dump(), ref=v.ref, effective_to=book.effective_to(v), shipped=handlers.is_shipped(v)
+    )
+
+
+def _rules(r: Rules) -> RulesPublic:
+    return RulesPublic.model_validate(r.model_dump())
+
+
+def _units(units: list[AdminUnit]) -> UnitsPublic:
+    return UnitsPublic(data=units, count=len(units))
+
+
+_LAW_REFUSALS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "overlapping effective dates: a version of the scope is in force from that day or later"},
+    422: {"description": "a problem listing every reason (`problems`): unknown regime, a day in the past, rules that do not validate"},
+}
+
+
+@router.post(
+    "/rulesets", status_code=201, response_model=RuleVersionPublic, tags=["law"],
+    summary="Publish a rule set version: national, or a province's override (admin)", responses=_LAW_REFUSALS,
+)  # fmt: skip
+async def publish_rules(body: PublishRules, deps: Deps, user: Annotated[Principal, require_roles(Role.ADMIN)]) -> RuleVersionPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        published, book = await handlers.publish_rules(tx, body, deps=deps, user=user)
+    return _version(published, book)
+
+
+@router.get("/rulesets", response_model=RuleVersionsPublic, tags=["law"], summary="Every rule set version, shipped and published")
+async def list_rules(
+    deps: Deps,
+    scope: Annotated[str | None, Query(max_length=8, description="VN or a province code")] = None,
+) -> RuleVersionsPublic:
+    async with deps.db.reading() as tx:
+        book = await handlers.rule_book(tx, deps=deps)
+    data = [_version(v, book) for v in book.history(scope)]
+    return RuleVersionsPublic(data=data, count=len(data))
+
+
+@router.get("/rulesets/in-force", response_model=RulesPublic, tags=["law"], summary="The rules of a dossier received then, there")
+async def rules_in_force(
+    deps: Deps,
+    at: Annotated[
+        date | datetime | None, Query(description="a day, or an instant (without an offset: Vietnam time); default now", examples=["2025-07-01"])
+    ] = None,
+    province: Annotated[str | None, Query(max_length=8, description="the province code (H56); default the national rules")] = None,
+) -> RulesPublic:
+    async with deps.db.reading() as tx:
+        return _rules(await handlers.rules_in_force(tx, at, province, deps=deps))
+
+
+@router.get("/rulesets/{ref}", response_model=RulesPublic, tags=["law"], summary="The rules a dossier recorded (VN.2, VN.2+H56.1)")
+async def rules_by_ref(ref: Annotated[str, Path(max_length=40)], deps: Deps) -> RulesPublic:
+    async with deps.db.reading() as tx:
+        return _rules(await handlers.rules_by_ref(tx, ref, deps=deps))
+
+
+@router.post(
+    "/units", response_model=UnitsPublic, tags=["law"], summary="Enter or correct administrative units (admin)",
+    responses={422: {"description": "a parent or successor the registry does not know"}},
+)  # fmt: skip
+async def declare_units(body: DeclareUnits, deps: Deps, user: Annotated[Principal, require_roles(Role.ADMIN)]) -> UnitsPublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        units = await handlers.declare_units(tx, body, deps=deps, user=user)
+    return _units(units)
+
+
+@router.get("/units", response_model=UnitsPublic, tags=["law"], summary="The administrative units of the registry")
+async def list_units(
+    deps: Deps,
+    province: Annotated[str | None, Query(max_length=64, description="only this province's units")] = None,
+) -> UnitsPublic:
+    async with deps.db.reading() as tx:
+        return _units(await handlers.list_units(tx, province=province, deps=deps))
+
+
+@router.post(
+    "/units/{code}/merge", response_model=AdminUnit, tags=["law"],
+    summary="Merge a unit into another from a day: new dossiers go to it, the workflow hands the open ones over (admin)",
+    responses={404: {"description": "no such unit"}, 422: {"description": "a merge the registry refuses (`field` names the input)"}},
+)  # fmt: skip
+async def merge_unit(
+    code: Annotated[str, Path(max_length=64)], body: MergeUnit, deps: Deps, user: Annotated[Principal, require_roles(Role.ADMIN)]
+) -> AdminUnit:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        return await handlers.merge_unit(tx, code, body, deps=deps, user=user)
+
+
 # ---- reception -----------------------------------------------------------------
 
 
@@ -303,7 +405,7 @@ async def record_not_accepted(
     body: NotAccepted, deps: Deps, user: Annotated[Principal, require_roles(Role.CLERK)]
 ) -> IntakeRecordPublic:
     async with deps.db.unit_of_work(actor=user.subject) as tx:
-        row = await handlers.record_not_accepted(tx, body, user=user)
+        row = await handlers.record_not_accepted(tx, body, deps=deps, user=user)
     return _record(row)
 
 

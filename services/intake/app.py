@@ -12,6 +12,7 @@ from services.intake.deps import IntakeDeps
 from services.intake.portal import PortalPusher
 from services.intake.settings import IntakeSettings
 from shared.clock import Clock
+from shared.lawstore import LawCache
 from shared.service import build_app
 
 
@@ -25,6 +26,7 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
         routers=[router, pages.router],
         deps=lambda db, clock: IntakeDeps(
             db=db, clock=clock, settings=settings, calendars=CalendarCache(settings), catalog=CatalogCache(settings),
+            law=LawCache(settings.calendar_cache_seconds),
             pages=pages.PAGES, lgsp=national.lgsp_config(settings),
             national_mapping=domain.national_mapping(settings.national_catalog_mapping),
         ),

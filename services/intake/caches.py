@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time as _time
-from datetime import date
+from datetime import date, time
 
 from services.intake import domain, store
 from services.intake.settings import IntakeSettings
 from shared.calendar import WorkingCalendar
 from shared.db import UnitOfWork
 from shared.errors import Problem
+from shared.rules import OfficeHours
 
 
 def procedure_of(row: store.ProcedureVersion) -> domain.Procedure:
@@ -53,30 +54,31 @@ class CatalogCache:
 
 
 class CalendarCache:
-    """Working calendars per province: the national calendar plus the admin's days, reloaded every few seconds."""
+    """Working calendars per province and office hours: the national calendar plus the admin's days, with the hours of
+    the rules in force (shared/rules.py), reloaded every few seconds."""
 
     def __init__(self, settings: IntakeSettings) -> None:
         self.settings = settings
-        self._national = WorkingCalendar(
-            start_of_day=settings.office_opens, end_of_day=settings.office_closes, cutoff=settings.same_day_cutoff
-        )
-        self._cached: dict[str, tuple[float, WorkingCalendar]] = {}
+        self._cached: dict[tuple[str, time, time, time], tuple[float, WorkingCalendar]] = {}
         self._loading = asyncio.Lock()
 
-    async def get(self, tx: UnitOfWork, province: str) -> WorkingCalendar:
-        """The province's calendar (read in the caller's transaction when not cached)."""
-        hit = self._cached.get(province)
+    async def get(self, tx: UnitOfWork, province: str, office: OfficeHours) -> WorkingCalendar:
+        """The province's calendar with these office hours (read in the caller's transaction when not cached)."""
+        key = (province, office.opens, office.closes, office.cutoff)
+        hit = self._cached.get(key)
         if hit and _time.monotonic() - hit[0] < self.settings.calendar_cache_seconds:
             return hit[1]
         async with self._loading:
-            hit = self._cached.get(province)
+            hit = self._cached.get(key)
             if hit and _time.monotonic() - hit[0] < self.settings.calendar_cache_seconds:
                 return hit[1]
             days = await store.calendar_days(session=tx.session, province=province)
-            calendar = self._national.with_declared_days((d.day, d.working, d.note) for d in days)
-            self._cached[province] = (_time.monotonic(), calendar)
+            national = WorkingCalendar(start_of_day=office.opens, end_of_day=office.closes, cutoff=office.cutoff)
+            calendar = national.with_declared_days((d.day, d.working, d.note) for d in days)
+            self._cached[key] = (_time.monotonic(), calendar)
             return calendar
 
     def forget(self, province: str) -> None:
         """Drop a province after its days changed here."""
-        self._cached.pop(province, None)
+        for key in [k for k in self._cached if k[0] == province]:
+            self._cached.pop(key, None)

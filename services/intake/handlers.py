@@ -16,18 +16,23 @@ from services.intake.deps import IntakeDeps
 from services.intake.models import (
     CalendarDayChange,
     CatalogImport,
+    DeclareUnits,
+    MergeUnit,
     NationalCatalogApply,
     NationalCatalogLook,
     NotAccepted,
     PortalDossier,
+    PublishRules,
     PublishVersion,
     ReceiveDossier,
     ReceptionBase,
     Supplement,
     Withdrawal,
 )
+from shared import lawstore
 from shared.auth import Principal
 from shared.calendar import WorkingCalendar
+from shared.clock import VN_TZ
 from shared.consumer import Subscription
 from shared.db import UnitOfWork
 from shared.envelope import Envelope
@@ -51,9 +56,15 @@ from shared.events import (
     DossierSupplemented,
     DossierWithdrawn,
     Event,
+    LienThongStepPlan,
+    RulesPublished,
+    UnitMerged,
+    UnitsDeclared,
 )
 from shared.roles import OFFICIALS
+from shared.rules import NATIONAL, RuleBook, RuleError, Rules, RuleVersion, dump_version, shipped_versions
 from shared.status import OPEN_STATUSES, STATUS_NAMES, NationalStatus
+from shared.units import AdminUnit, UnitError, UnitRegistry
 from shared.webhooks import check_signed_request
 
 # ---- access -----------------------------------------------------------------
@@ -92,6 +103,10 @@ def _checked_procedure(code: str, definition: dict[str, Any]) -> domain.Procedur
         raise Problem(422, "invalid-procedure", "The procedure definition is not valid", "committed_limit: same unit as time_limit")
     if procedure.committed_limit and procedure.committed_limit.amount > procedure.time_limit.amount:
         raise Problem(422, "invalid-procedure", "The procedure definition is not valid", "committed_limit: longer than the legal limit")
+    for n, step in enumerate(procedure.lien_thong_steps):
+        if not step.agency.strip() or not 1 <= step.amount <= 365:
+            detail = f"lien_thong_steps.{n}: an agency and from 1 to 365 {step.unit.value.lower()}s"
+            raise Problem(422, "invalid-procedure", "The procedure definition is not valid", detail)
     return procedure
 
 
@@ -151,7 +166,10 @@ async def preview_appointment(
 ) -> tuple[store.ProcedureVersion, domain.Appointment]:
     """The version in force at that moment and the appointment a dossier received then would get."""
     row = await procedure_in_force(tx, code, domain.receipt_day(received_at))
-    calendar = await deps.calendars.get(tx, domain.province_of(unit) if unit else "")
+    registry = await deps.law.registry(tx)
+    province = province_of(registry, unit) if unit else ""
+    rules = await _rules_in_force(tx, received_at, province, deps=deps)
+    calendar = await deps.calendars.get(tx, province, rules.office)
     return row, domain.appointment(received_at, procedure_of(row), calendar, verification=verification)
 
 
@@ -288,8 +306,9 @@ async def apply_national_catalog(
 
 
 async def get_calendar(tx: UnitOfWork, province: str, *, deps: IntakeDeps) -> WorkingCalendar:
-    """The province's working calendar: the national one plus the days its admin declared."""
-    return await deps.calendars.get(tx, province)
+    """The province's working calendar: the national one plus the days its admin declared (today's office hours)."""
+    rules = await _rules_in_force(tx, tx.now, province, deps=deps)
+    return await deps.calendars.get(tx, province, rules.office)
 
 
 async def put_calendar_day(
@@ -321,6 +340,199 @@ async def delete_calendar_day(tx: UnitOfWork, province: str, day: date, *, deps:
     tx.after_commit(partial(deps.calendars.forget, province))
 
 
+# ---- the law in force: rule sets and administrative units ------------------------------------------------------------
+
+
+def province_of(registry: UnitRegistry, unit: str) -> str:
+    """The province whose rules and calendar a unit follows: the registry's province above it, else the last group of
+    its QCVN 102 code (``000.00.12.H56`` → ``H56``)."""
+    return domain.province_of(registry.province_of(unit) or unit)
+
+
+async def _rules_in_force(tx: UnitOfWork, at: date | datetime, province: str | None, *, deps: IntakeDeps) -> Rules:
+    """The rules of a dossier received at ``at`` in ``province`` (from the cached book: no query while it is fresh)."""
+    book = await deps.law.book(tx)
+    try:
+        return book.in_force(at, province)
+    except LookupError as exc:
+        raise Problem(422, "no-rules-in-force", "No rules are in force then", str(exc)) from None
+    except OverflowError:  # an instant at the edge of the calendar, read in Vietnam
+        raise Problem(422, "no-rules-in-force", "No rules are in force then", f"at: {at.isoformat()} is out of range") from None
+
+
+async def rules_of_unit(tx: UnitOfWork, unit: str, at: date | datetime, *, deps: IntakeDeps) -> Rules:
+    """The rules in force at ``at`` for a unit's province (what the public pages print)."""
+    registry = await deps.law.registry(tx)
+    return await _rules_in_force(tx, at, province_of(registry, unit), deps=deps)
+
+
+async def rules_of_dossier(tx: UnitOfWork, dossier: store.Dossier, *, deps: IntakeDeps) -> Rules:
+    """The rules a dossier recorded at reception; for a dossier from before refs were recorded, those in force then."""
+    book = await deps.law.book(tx)
+    registry = await deps.law.registry(tx)
+    return book.rules_of(dossier.rules, dossier.received_at, province_of(registry, dossier.unit))
+
+
+def _require_scope(user: Principal, scope: str) -> None:
+    """National rules: an admin of every unit; a province's override or units: an admin of that province."""
+    if scope == NATIONAL:
+        if "*" not in user.units:
+            raise Problem(403, "unit-forbidden", "National rules need a national admin", "Only a token for every unit ('*') publishes national rules.")
+    else:
+        _require_province(user, scope)
+
+
+def _rule_problem(exc: RuleError) -> Problem:
+    if exc.conflict:
+        return Problem(409, "rules-overlap", "The effective dates overlap", exc.problems[0], problems=exc.problems)
+    return Problem(422, "invalid-rules", "The rule set cannot be published", "; ".join(exc.problems), problems=exc.problems)
+
+
+async def publish_rules(tx: UnitOfWork, cmd: PublishRules, *, deps: IntakeDeps, user: Principal) -> tuple[RuleVersion, RuleBook]:
+    """Check and number a rule set version, keep it and tell the other services (``rules.published``).
+
+    Refused with every reason, nothing kept: an unknown regime, a date in the past, a date on or before a version of the
+    same scope (409), a national version lacking a section, rules that do not validate."""
+    _require_scope(user, cmd.scope)
+    await store.lock_law(session=tx.session)
+    book = await lawstore.load_book(tx.session)  # not the cache: the number follows what is stored now
+    try:
+        candidate = RuleVersion(**cmd.model_dump(exclude_unset=False), version=book.next_version(cmd.scope))
+        book, published = book.publish(candidate, today=tx.now.astimezone(VN_TZ).date(), at=tx.now, by=user.subject)
+    except RuleError as exc:
+        raise _rule_problem(exc) from None
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise Problem(422, "invalid-rules", "The rule set cannot be published", "; ".join(problems), problems=problems) from None
+    await lawstore.save_version(tx.session, published)
+    await tx.emit(
+        RulesPublished(
+            scope=published.scope, version=published.version, effective_from=published.effective_from,
+            document=dump_version(published), occurred_at=tx.now,
+        )
+    )  # fmt: skip
+    deps.law.invalidate(tx)
+    return published, book
+
+
+def is_shipped(v: RuleVersion) -> bool:
+    """Whether a version is one this release ships rather than one published here."""
+    return v.published_at is None and v in shipped_versions()
+
+
+async def rule_book(tx: UnitOfWork, *, deps: IntakeDeps) -> RuleBook:
+    """The book: every version, shipped and published, and which is in force when."""
+    return await deps.law.book(tx)
+
+
+async def rules_in_force(tx: UnitOfWork, at: date | datetime | None, province: str | None, *, deps: IntakeDeps) -> Rules:
+    """The complete rules of a dossier received at ``at`` (now when not given; an instant without offset is Vietnam
+    time) in ``province``."""
+    if isinstance(at, datetime) and at.tzinfo is None:
+        at = at.replace(tzinfo=VN_TZ)
+    return await _rules_in_force(tx, at or tx.now, province, deps=deps)
+
+
+async def rules_by_ref(tx: UnitOfWork, ref: str, *, deps: IntakeDeps) -> Rules:
+    """The complete rules a dossier recorded (``VN.2`` or ``VN.2+H56.1``)."""
+    book = await deps.law.book(tx)
+    try:
+        return book.by_ref(ref)
+    except LookupError:
+        raise NotFound("rule set", ref) from None
+
+
+def _unit_province(registry: UnitRegistry, code: str) -> str:
+    """The province a registry change is about (the subject of its fact)."""
+    return registry.province_of(code) or domain.province_of(code)
+
+
+async def declare_units(tx: UnitOfWork, cmd: DeclareUnits, *, deps: IntakeDeps, user: Principal) -> list[AdminUnit]:
+    """Enter or correct units; ``units.declared`` (one per province) tells the other services."""
+    await store.lock_law(session=tx.session)
+    registry = await lawstore.load_registry(tx.session)
+    units = list({u.code: u for u in cmd.units}.values())
+    for u in units:  # the caller's province first: a refused caller learns nothing about the registry
+        _require_scope(user, _unit_province(registry, u.code))
+    try:
+        registry = registry.declare(units)
+    except UnitError as exc:
+        raise Problem(422, "unknown-unit" if exc.unknown else "invalid-unit", "The units cannot be entered", f"{exc.field}: {exc}",
+                      field=exc.field) from None  # fmt: skip
+    by_province: dict[str, list[AdminUnit]] = {}
+    for u in units:
+        by_province.setdefault(_unit_province(registry, u.code), []).append(u)
+    for province in by_province:
+        _require_scope(user, province)
+    await lawstore.save_units(tx.session, units)
+    for province, declared in by_province.items():
+        await tx.emit(UnitsDeclared(province=province, units=[u.model_dump(mode="json") for u in declared], occurred_at=tx.now))
+    deps.law.invalidate(tx)
+    return units
+
+
+async def list_units(tx: UnitOfWork, *, province: str | None, deps: IntakeDeps) -> list[AdminUnit]:
+    """The registry's units (of one province, when asked)."""
+    registry = await deps.law.registry(tx)
+    units = registry.units
+    if province is not None:
+        units = [u for u in units if _unit_province(registry, u.code) == province or u.code == province]
+    return units
+
+
+async def merge_unit(tx: UnitOfWork, code: str, cmd: MergeUnit, *, deps: IntakeDeps, user: Principal) -> AdminUnit:
+    """Merge a unit into another from a day; ``units.merged`` hands its open dossiers over in the workflow."""
+    await store.lock_law(session=tx.session)
+    registry = await lawstore.load_registry(tx.session)
+    if registry.get(code) is None:
+        raise NotFound("unit", code)
+    province = _unit_province(registry, code)
+    _require_scope(user, province)
+    try:
+        registry, merged = registry.merge(code, cmd.into, cmd.effective)
+    except OverflowError:
+        raise Problem(422, "invalid-merge", "The unit cannot be merged", f"effective: {cmd.effective.isoformat()} is out of range") from None
+    except UnitError as exc:
+        slug = "unknown-unit" if exc.unknown else "invalid-merge"
+        raise Problem(422, slug, "The unit cannot be merged", f"{exc.field}: {exc}", field=exc.field) from None
+    today = domain.receipt_day(tx.now)
+    if cmd.effective > today:
+        raise Problem(
+            422, "invalid-merge", "The unit cannot be merged",
+            f"effective: {cmd.effective.isoformat()} is after today ({today.isoformat()}); a merge is recorded on or after the "
+            "day it takes effect, because its open dossiers move to the successor when it is recorded",
+            field="effective",
+        )  # fmt: skip
+    await lawstore.save_units(tx.session, [merged])
+    await tx.emit(
+        UnitMerged(province=province, code=code, into=cmd.into, effective=cmd.effective, unit=merged.model_dump(mode="json"), occurred_at=tx.now)
+    )
+    deps.law.invalidate(tx)
+    return merged
+
+
+async def _reception_law(
+    tx: UnitOfWork, unit: str, received_at: datetime, *, deps: IntakeDeps, field: str
+) -> tuple[str, Rules, WorkingCalendar]:
+    """For a dossier of ``unit`` received at ``received_at``: the unit that processes it (its successor after a merge),
+    the rules in force in its province and the calendar with their office hours. All from the caches."""
+    registry = await deps.law.registry(tx)
+    try:
+        unit = registry.receiving(unit, domain.receipt_day(received_at))
+    except UnitError as exc:
+        raise Problem(422, "unit-not-in-force", "The unit does not exist that day", f"{field}: {exc}", unit=unit) from None
+    province = province_of(registry, unit)
+    rules = await _rules_in_force(tx, received_at, province, deps=deps)
+    return unit, rules, await deps.calendars.get(tx, province, rules.office)
+
+
+def _step_plan(procedure: domain.Procedure) -> list[LienThongStepPlan] | None:
+    """The procedure's inter-agency steps as the event carries them; None when it has none."""
+    if not procedure.lien_thong_steps:
+        return None
+    return [LienThongStepPlan(agency=s.agency, amount=s.amount, unit=s.unit.value) for s in procedure.lien_thong_steps]
+
+
 # ---- reception -------------------------------------------------------------
 
 
@@ -332,13 +544,15 @@ async def _accept(
     receiving_unit: str,
     processing_unit: str,
     channel: str,
+    rules: Rules,
     calendar: WorkingCalendar,
     received_by: str,
     received_at: datetime,
     counted_from: datetime,
     **extra: Any,
 ) -> store.Dossier:
-    """Give an accepted dossier its code, appointment and fee, store it and emit ``dossier.received``."""
+    """Give an accepted dossier its code, appointment and fee under the rules in force, store it and emit
+    ``dossier.received`` (with the rules' ref and the procedure's inter-agency step plan)."""
     day = domain.receipt_day(received_at)
     row, procedure = await deps.catalog.procedure(tx, cmd.procedure_code, day)
     if channel == "online" and procedure.online_level is domain.OnlineLevel.IN_PERSON:
@@ -352,7 +566,7 @@ async def _accept(
         {**c.model_dump(), "reused": c.document_id is not None} for c in cmd.components
     ]
     values: dict[str, Any] = dict(
-        code=domain.dossier_code(receiving_unit, received_at, sequence, deps.settings.dossier_code_format),
+        code=domain.dossier_code(receiving_unit, received_at, sequence, rules.dossier_code),
         unit=processing_unit,
         receiving_unit=receiving_unit,
         procedure_code=procedure.code,
@@ -382,6 +596,7 @@ async def _accept(
         received_by=received_by,
         identification=cmd.identification,
         population_data_reused=cmd.population_data_reused,
+        rules=rules.ref,
         **extra,
     )
     dossier = await store.insert_dossier(session=tx.session, values=values)
@@ -418,6 +633,8 @@ async def _accept(
             identification=cmd.identification,
             population_data_reused=cmd.population_data_reused,
             submitted_at=dossier.submitted_at,
+            rules=rules.ref,
+            lien_thong_steps=_step_plan(procedure),
         )
     )
     if dossier.portal_dossier_id:
@@ -445,14 +662,17 @@ async def receive_dossier(
         if earlier is not None:
             return earlier, False
     now = tx.now
+    field = "processing_unit" if cmd.processing_unit else "unit"
+    processing_unit, rules, calendar = await _reception_law(tx, cmd.processing_unit or unit, now, deps=deps, field=field)
     dossier = await _accept(
         tx,
         cmd,
         deps=deps,
         receiving_unit=unit,
-        processing_unit=cmd.processing_unit or unit,
+        processing_unit=processing_unit,
         channel=cmd.channel,
-        calendar=await deps.calendars.get(tx, domain.province_of(cmd.processing_unit or unit)),
+        rules=rules,
+        calendar=calendar,
         received_by=user.subject,
         received_at=now,
         counted_from=now,
@@ -487,8 +707,8 @@ async def receive_portal_dossier(
     if earlier is not None:
         return earlier, False
     now = tx.now
-    processing_unit = cmd.processing_unit or cmd.unit
-    calendar = await deps.calendars.get(tx, domain.province_of(processing_unit))
+    field = "processing_unit" if cmd.processing_unit else "unit"
+    processing_unit, rules, calendar = await _reception_law(tx, cmd.processing_unit or cmd.unit, now, deps=deps, field=field)
     dossier = await _accept(
         tx,
         cmd,
@@ -496,6 +716,7 @@ async def receive_portal_dossier(
         receiving_unit=cmd.unit,
         processing_unit=processing_unit,
         channel="online",
+        rules=rules,
         calendar=calendar,
         received_by="portal",
         received_at=now,
@@ -506,11 +727,13 @@ async def receive_portal_dossier(
     return dossier, True
 
 
-async def record_not_accepted(tx: UnitOfWork, cmd: NotAccepted, *, user: Principal) -> store.IntakeRecord:
-    """Keep a record of guidance (out of scope), Form 02 (incomplete) or Form 03 (refused); no code, no clock."""
+async def record_not_accepted(tx: UnitOfWork, cmd: NotAccepted, *, deps: IntakeDeps, user: Principal) -> store.IntakeRecord:
+    """Keep a record of guidance (out of scope), Form 02 (incomplete) or Form 03 (refused); no code, no clock. The record
+    keeps the ref of the rules in force, whose Form 02 or 03 it prints."""
     unit = _single_unit(user)
     user.require_unit(unit)
     now = tx.now
+    rules = await rules_of_unit(tx, unit, now, deps=deps)
     name = None
     if cmd.procedure_code:
         name = (await procedure_in_force(tx, cmd.procedure_code, domain.receipt_day(now))).name
@@ -524,7 +747,7 @@ async def record_not_accepted(tx: UnitOfWork, cmd: NotAccepted, *, user: Princip
         procedure_name=name,
         channel=cmd.channel,
         applicant_name=cmd.applicant_name.strip(),
-        details={"guidance": cmd.guidance, "missing": cmd.missing, "reason": cmd.reason},
+        details={"guidance": cmd.guidance, "missing": cmd.missing, "reason": cmd.reason, "rules": rules.ref},
         created_at=now,
         created_by=user.subject,
     )
@@ -611,16 +834,21 @@ async def portal_pushes(tx: UnitOfWork, code: str, *, user: Principal) -> list[s
 async def receipt_pdf(tx: UnitOfWork, code: str, *, deps: IntakeDeps, user: Principal) -> bytes:
     """Form 01 of a dossier the official sees (drawn in a thread)."""
     dossier = await _visible(tx, code, user)
-    return await asyncio.to_thread(printing.receipt, dossier, deps.settings)
+    rules = await rules_of_dossier(tx, dossier, deps=deps)
+    return await asyncio.to_thread(printing.receipt, dossier, deps.settings, rules)
 
 
 async def record_pdf(tx: UnitOfWork, reference: str, *, deps: IntakeDeps, user: Principal) -> tuple[bytes, str]:
     """Form 02 (incomplete) or 03 (refused) of a record the official sees, and its form number."""
     row = await get_record(tx, reference, user=user)
-    pdf = await asyncio.to_thread(printing.not_accepted, row, deps.settings)
+    book = await deps.law.book(tx)
+    registry = await deps.law.registry(tx)
+    rules = book.rules_of(row.details.get("rules"), row.created_at, province_of(registry, row.unit))
+    pdf = await asyncio.to_thread(printing.not_accepted, row, deps.settings, rules)
     if pdf is None:
         raise NotFound("form of intake record", reference)
-    return pdf, domain.NOT_ACCEPTED_FORMS[row.outcome]
+    spec = rules.form(printing.NOT_ACCEPTED_FORM_KEYS[row.outcome])
+    return pdf, spec.number if spec else domain.NOT_ACCEPTED_FORMS[row.outcome]
 
 
 # ---- consumed events -------------------------------------------------------

@@ -10,6 +10,8 @@ from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
 from shared.calendar import DayKind
 from shared.events import Identification
 from shared.identity import CitizenIdNumber, TaxCode
+from shared.rules import Rules, Sections
+from shared.units import AdminUnit
 
 # ---- requests ---------------------------------------------------------------
 
@@ -194,6 +196,32 @@ class CalendarDayChange(BaseModel):
     note: str = Field(min_length=1, max_length=300, examples=["Nghỉ bù theo quyết định của UBND tỉnh"])
 
 
+class PublishRules(Sections):
+    """A rule set version to publish: a national version sets every section, a province override only those it changes.
+
+    Its number, when and by whom it was published are given on publishing."""
+
+    scope: str = Field(pattern=r"^(VN|[A-Z][A-Z0-9]{1,7})$", description="VN (national) or a province code (H56)", examples=["H56"])
+    regime: str = Field(min_length=2, max_length=40, pattern=r"^[a-z0-9-]+$", description="the decree it implements", examples=["nd118-2025"])
+    effective_from: date = Field(description="the first day it is in force: today or later")
+    title: str = Field(min_length=3, max_length=300)
+    legal_basis: tuple[str, ...] = ()
+    notes: str | None = Field(default=None, max_length=2000, description="what is uncertain, for the province to check")
+
+
+class DeclareUnits(BaseModel):
+    """Administrative units to enter or correct (a unit entered again replaces its entry)."""
+
+    units: list[AdminUnit] = Field(min_length=1, max_length=2000)
+
+
+class MergeUnit(BaseModel):
+    """Merge a unit into another from a day: it ends the day before, its dossiers go to ``into``."""
+
+    into: str = Field(min_length=1, max_length=64, description="the unit that takes its dossiers over")
+    effective: date = Field(description="the first day the unit is part of ``into``")
+
+
 # ---- responses --------------------------------------------------------------
 
 
@@ -278,6 +306,9 @@ class DossierPublic(BaseModel):
     status: int
     status_name: str
     received_by: str
+    rules: str | None = Field(
+        default=None, description="the rule set in force at reception (e.g. VN.2+H56.1); null: received before refs were recorded"
+    )
     identification: Identification = Field(description="how the applicant was identified at reception")
     population_data_reused: bool = Field(description="the applicant's data was taken from the national population database")
 
@@ -363,3 +394,38 @@ class PortalPushPublic(BaseModel):
     sent_at: datetime | None
     attempts: int
     last_error: str | None
+
+
+class RuleVersionPublic(Sections):
+    """A published version of a scope's rules, with its ref and how long it is in force."""
+
+    ref: str = Field(description="scope.version, e.g. H56.1: what a dossier records")
+    scope: str
+    version: int
+    regime: str
+    effective_from: date
+    title: str
+    legal_basis: tuple[str, ...] = ()
+    notes: str | None = None
+    published_at: datetime | None = None
+    published_by: str | None = None
+    effective_to: date | None = Field(description="the last day it is in force; null while no later version of its scope is")
+    shipped: bool = Field(description="shipped with this release (shared/law/rulesets.json) rather than published here")
+
+
+class RuleVersionsPublic(BaseModel):
+    """Every version, by scope and date."""
+
+    data: list[RuleVersionPublic]
+    count: int
+
+
+class RulesPublic(Rules):
+    """The complete rules of a dossier received on a day in a province (national rules with its override)."""
+
+
+class UnitsPublic(BaseModel):
+    """Units of the registry."""
+
+    data: list[AdminUnit]
+    count: int

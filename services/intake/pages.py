@@ -24,6 +24,7 @@ from shared.calendar import TimeLimit, TimeUnit
 from shared.fees import FeeLine, FeeUnit
 from shared.pages import PageRouter, Pages, format_vnd_text
 from shared.ratelimit import Policy, rate_limited
+from shared.rules import OfficeHours, shipped_book
 from shared.status import NationalStatus
 
 TEMPLATES = FilePath(__file__).with_name("templates")
@@ -99,8 +100,11 @@ def where_to_collect(return_channel: str, unit_name: str, status: int = National
     return f"Tại {unit_name}. Khi đến nhận, vui lòng mang theo giấy tiếp nhận hồ sơ và hẹn trả kết quả.", True
 
 
-def status_view(dossier: store.Dossier, settings: IntakeSettings) -> StatusView:
-    """The page's view of a dossier: nothing about the applicant."""
+def status_view(dossier: store.Dossier, settings: IntakeSettings, office: OfficeHours | None = None) -> StatusView:
+    """The page's view of a dossier: nothing about the applicant. ``office``: the hours of the rules in force today for
+    the unit's province (the route's); without it, the shipped national rules of the dossier's reception day."""
+    if office is None:
+        office = shipped_book().in_force(dossier.received_at).office
     unit_name = printing.unit_name(settings, dossier.receiving_unit)
     status_class, status_text = STATUS_TEXT.get(dossier.status, ("", ""))
     collect, in_person = where_to_collect(dossier.return_channel, unit_name, dossier.status)
@@ -113,7 +117,7 @@ def status_view(dossier: store.Dossier, settings: IntakeSettings) -> StatusView:
         received_at=dossier.received_at,
         appointment_at=dossier.appointment_at,
         collect=collect,
-        office_hours=office_hours(settings.office_opens, settings.office_closes) if in_person else None,
+        office_hours=office_hours(office.opens, office.closes) if in_person else None,
         board_url=f"{printing.board_path(dossier.receiving_unit)}#tt-{dossier.procedure_code}",
     )
 
@@ -123,7 +127,8 @@ async def dossier_status(request: Request, code: Annotated[str, Path(max_length=
     """The status of a dossier by its code: what the receipt's QR opens."""
     async with deps.db.reading() as tx:
         dossier = await handlers.public_status(tx, code)
-    view = status_view(dossier, deps.settings)
+        rules = await handlers.rules_of_unit(tx, dossier.receiving_unit, tx.now, deps=deps)
+    view = status_view(dossier, deps.settings, rules.office)
     context = {"d": view, "unit_name": printing.unit_name(deps.settings, dossier.receiving_unit), "page_title": f"Hồ sơ {view.code}"}
     return deps.pages.render(request, "status.html", context)
 
@@ -298,7 +303,8 @@ async def procedure_board(
     async with deps.db.reading() as tx:
         rows = await handlers.list_procedures(tx, field=None, text=text, at=None)
         today = domain.receipt_day(tx.now)
-    entries = [board_entry(row, cutoff=deps.settings.same_day_cutoff) for row in rows]
+        rules = await handlers.rules_of_unit(tx, unit, tx.now, deps=deps)
+    entries = [board_entry(row, cutoff=rules.office.cutoff) for row in rows]
     name = printing.unit_name(deps.settings, unit)
     context: dict[str, Any] = {
         "unit_name": name,

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from services.intake import store
 from services.intake.settings import IntakeSettings
 from shared import forms
+from shared.rules import FormKey, Rules
 from shared.pdf import (
     Agency,
     Applicant,
@@ -29,9 +30,12 @@ from shared.pdf import (
 )
 from shared.vntext import format_instant
 
-# Circular 01/2018/TT-VPCP numbering and names (DOMAIN §1.3).
+# Circular 01/2018/TT-VPCP numbering and names (DOMAIN §1.3): the defaults; a dossier's forms print the number and title
+# of its rule set (shared/rules.py).
 RECEIPT_TITLE = "Giấy tiếp nhận hồ sơ và hẹn trả kết quả"
 REFUSAL_TITLE = "Phiếu từ chối tiếp nhận giải quyết hồ sơ"
+# The form of the rule set a not-accepted record prints.
+NOT_ACCEPTED_FORM_KEYS: dict[str, FormKey] = {"incomplete": "supplement", "refused": "refusal"}
 
 
 class DocumentKind(StrEnum):
@@ -92,6 +96,8 @@ class ReceiptForm:
     appointment_at: datetime
     return_method: ReturnMethod
     officer: Officer
+    number: str = "01"
+    title: str = RECEIPT_TITLE
 
     def __post_init__(self) -> None:
         check_aware(self)
@@ -111,6 +117,8 @@ class RefusalForm:
     reason: str
     issued_at: datetime
     officer: Officer
+    number: str = "03"
+    title: str = REFUSAL_TITLE
 
     def __post_init__(self) -> None:
         check_aware(self)
@@ -120,11 +128,11 @@ class RefusalForm:
 
 def render_receipt(form: ReceiptForm) -> bytes:
     """Form 01: Giấy tiếp nhận hồ sơ và hẹn trả kết quả."""
-    pdf = FormPdf(number="01", title=RECEIPT_TITLE, dossier_code=form.dossier_code)
+    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
     start_form(
         pdf,
         agency=form.agency,
-        title=RECEIPT_TITLE,
+        title=form.title,
         dossier_code=form.dossier_code,
         url=form.lookup_url,
         issued=form.received_at,
@@ -159,11 +167,11 @@ def render_receipt(form: ReceiptForm) -> bytes:
 
 def render_refusal(form: RefusalForm) -> bytes:
     """Form 03: Phiếu từ chối tiếp nhận giải quyết hồ sơ."""
-    pdf = FormPdf(number="03", title=REFUSAL_TITLE, dossier_code=form.dossier_code)
+    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
     start_form(
         pdf,
         agency=form.agency,
-        title=REFUSAL_TITLE,
+        title=form.title,
         dossier_code=form.dossier_code,
         url=form.lookup_url,
         issued=form.issued_at,
@@ -226,8 +234,14 @@ def _agency(settings: IntakeSettings, unit: str) -> Agency:
     return Agency(name=unit_name(settings, unit))
 
 
-def receipt(d: store.Dossier, settings: IntakeSettings) -> bytes:
-    """Form 01 of an accepted dossier."""
+def _spec(rules: Rules | None, key: FormKey) -> dict[str, str]:
+    """The number and title of a form in the rule set (the defaults without one)."""
+    spec = rules.form(key) if rules is not None else None
+    return {"number": spec.number, "title": spec.title} if spec is not None else {}
+
+
+def receipt(d: store.Dossier, settings: IntakeSettings, rules: Rules | None = None) -> bytes:
+    """Form 01 of an accepted dossier, numbered and titled as in its rules."""
     return render_receipt(
         ReceiptForm(
             agency=_agency(settings, d.receiving_unit),
@@ -250,12 +264,14 @@ def receipt(d: store.Dossier, settings: IntakeSettings) -> bytes:
             appointment_at=d.appointment_at,
             return_method=_RETURN[d.return_channel],
             officer=Officer(name=d.received_by),
+            **_spec(rules, "receipt"),
         )
     )
 
 
-def not_accepted(r: store.IntakeRecord, settings: IntakeSettings) -> bytes | None:
-    """Form 02 for an incomplete dossier, Form 03 for a refused one; out-of-scope guidance has no form."""
+def not_accepted(r: store.IntakeRecord, settings: IntakeSettings, rules: Rules | None = None) -> bytes | None:
+    """Form 02 for an incomplete dossier, Form 03 for a refused one (numbered and titled as in the rules in force when
+    it was recorded); out-of-scope guidance has no form."""
     common = dict(
         agency=_agency(settings, r.unit),
         dossier_code=r.reference,
@@ -268,8 +284,10 @@ def not_accepted(r: store.IntakeRecord, settings: IntakeSettings) -> bytes | Non
     if r.outcome == "incomplete":
         items = tuple(forms.SupplementItem(content=m, reason="Thành phần hồ sơ còn thiếu") for m in r.details["missing"])
         return forms.render_supplement_request(
-            forms.SupplementRequestForm(**common, stage=forms.SupplementStage.INTAKE, items=items, issued_at=issued)
+            forms.SupplementRequestForm(
+                **common, stage=forms.SupplementStage.INTAKE, items=items, issued_at=issued, **_spec(rules, "supplement")
+            )
         )
     if r.outcome == "refused":
-        return render_refusal(RefusalForm(**common, reason=r.details["reason"], issued_at=issued))
+        return render_refusal(RefusalForm(**common, reason=r.details["reason"], issued_at=issued, **_spec(rules, "refusal")))
     return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date, time
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
@@ -10,7 +9,8 @@ from pydantic import Field, model_validator
 from services.intake.domain import ASSERTING_PARTIES, DEFAULT_IDENTIFICATION_ASSERTERS, IDENTIFICATIONS, national_mapping
 from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings, is_demonstration
 
-
+# Office hours, the same-day cut-off and the dossier code format are rules of the law in force (shared/rules.py): an
+# admin publishes them as a rule set version (POST /api/v1/rulesets), not as settings.
 
 
 class IntakeSettings(ServiceSettings):
@@ -18,10 +18,6 @@ class IntakeSettings(ServiceSettings):
 
     service: ClassVar[str] = "intake"
     port: int = 8001
-    office_opens: time = time(7, 30)
-    office_closes: time = time(17, 0)
-    same_day_cutoff: time = time(15, 0)
-    dossier_code_format: str = "{unit}-{day:%y%m%d}-{sequence:04d}"
     calendar_cache_seconds: float = 10.0
     public_base_url: str = "http://127.0.0.1:8001"
     unit_names: dict[str, str] = {}
@@ -74,8 +70,4 @@ class IntakeSettings(ServiceSettings):
                     f"IDENTIFICATION_ASSERTED_BY: {party!r}: {methods!r} (parties {ASSERTING_PARTIES}, methods {IDENTIFICATIONS})"
                 )
         national_mapping(self.national_catalog_mapping)  # an unknown key is refused at start-up
-        try:
-            self.dossier_code_format.format(unit="U", day=date(2025, 1, 1), sequence=1)
-        except (KeyError, ValueError, IndexError) as exc:
-            raise ValueError(f"DOSSIER_CODE_FORMAT is not usable: {exc}") from exc
         return self

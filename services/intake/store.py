@@ -76,6 +76,7 @@ class Dossier(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=128)
     identification: str = Field(default="none", max_length=16, description="vneid_level2, chip_card or none (revision 0003)")
     population_data_reused: bool = False
+    rules: str | None = Field(default=None, max_length=64, description="the rule set ref in force at reception (revision 0005)")
 
 
 class IntakeRecord(SQLModel, table=True):
@@ -246,6 +247,12 @@ DOSSIER_NUMBERS = UnitCounter("dossier_sequences", period="day")
 # A core INSERT: a reception writes one dossier and never reads it back in the same transaction, so the ORM's
 # object construction and unit-of-work flush (about a tenth of intake's CPU per reception, profiled) buy nothing.
 _INSERT_DOSSIER = sa.insert(Dossier.__table__)  # type: ignore[attr-defined]
+
+
+async def lock_law(*, session: AsyncSession) -> None:
+    """Serialise changes of the rule book and the unit registry across replicas until the transaction ends (a version
+    number or a merge is decided on what the previous change left)."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('motcua.intake.law'))"))
 
 
 async def next_sequence(*, session: AsyncSession, unit: str, day: date) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from services.reporting import domain, exports, handlers
+from services.reporting import domain, exports, handlers, printing
 from services.reporting.deps import Deps
 from services.reporting.models import (
     BreakdownPeriod,
@@ -43,24 +44,29 @@ ToDay = Annotated[date, Query(alias="to", description="last day, Vietnamese cale
 FieldFilter = Annotated[str | None, Query(max_length=200, description="only this field (lĩnh vực)")]
 ProcedureFilter = Annotated[str | None, Query(max_length=32, description="only this procedure code")]
 ExportFormat = Annotated[Literal["csv", "xlsx"], Query(description="file type")]
+AttributionQuery = Annotated[
+    Literal["processing", "receiving"],
+    Query(description="count the dossiers the unit processes (default) or those its one-stop received, for any unit"),
+]
 
 
 Reader = Annotated[Principal, require_roles(*OFFICIALS)]
 
 
 async def _summary(deps: Deps, user: Principal, unit: str, first: date, last: date,
-                   field: str | None, procedure: str | None) -> SummaryPublic:  # fmt: skip
+                   field: str | None, procedure: str | None, attribution: domain.Attribution = "processing") -> SummaryPublic:  # fmt: skip
     async with deps.db.reading() as tx:
-        body = await handlers.summary(tx, unit, first, last, field=field, procedure=procedure, deps=deps, user=user)
+        body = await handlers.summary(tx, unit, first, last, field=field, procedure=procedure, attribution=attribution,
+                                      deps=deps, user=user)  # fmt: skip
     return SummaryPublic(unit=unit, from_=first, to=last, field=field, procedure=procedure, **body)
 
 
 @router.get("/reports/summary", response_model=SummaryPublic, response_model_by_alias=True, summary="Standard report")
 async def summary(
     deps: Deps, user: Reader, unit: Unit, from_: FromDay, to: ToDay,
-    field: FieldFilter = None, procedure: ProcedureFilter = None,
+    field: FieldFilter = None, procedure: ProcedureFilter = None, attribution: AttributionQuery = "processing",
 ) -> SummaryPublic:  # fmt: skip
-    return await _summary(deps, user, unit, from_, to, field, procedure)
+    return await _summary(deps, user, unit, from_, to, field, procedure, attribution)
 
 
 Dimension = Literal["field", "procedure", "officer", "none"]
@@ -69,12 +75,14 @@ Dimension = Literal["field", "procedure", "officer", "none"]
 async def _breakdown(
     deps: Deps, user: Principal, *, unit: str, by: Dimension, period: domain.PeriodKind | None,
     year: int | None, number: int | None, first: date | None, last: date | None, field: str | None, procedure: str | None,
+    attribution: domain.Attribution = "processing",
 ) -> BreakdownPublic:  # fmt: skip
     async with deps.db.reading() as tx:
         found = await handlers.breakdown(tx, unit, by=by, period=period, year=year, number=number, first=first, last=last,
-                                         field=field, procedure=procedure, deps=deps, user=user)  # fmt: skip
+                                         field=field, procedure=procedure, attribution=attribution, deps=deps, user=user)  # fmt: skip
     data = [
-        BreakdownPeriod(label=p["period"].label, from_=p["period"].first, to=p["period"].last, rows=p["rows"], total=p["total"])
+        BreakdownPeriod(label=p["period"].label, from_=p["period"].first, to=p["period"].last, rows=p["rows"], total=p["total"],
+                        late_steps=p["late_steps"])  # fmt: skip
         for p in found["periods"]
     ]
     return BreakdownPublic(unit=unit, scope=found["scope"], by=by, period=period or "custom", data=data)
@@ -89,24 +97,28 @@ async def breakdown(
     number: Annotated[int | None, Query(ge=1, le=53, description="only this week, month or quarter of the year")] = None,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: Annotated[date | None, Query()] = None,
-    field: FieldFilter = None, procedure: ProcedureFilter = None,
+    field: FieldFilter = None, procedure: ProcedureFilter = None, attribution: AttributionQuery = "processing",
 ) -> BreakdownPublic:  # fmt: skip
     return await _breakdown(deps, user, unit=unit, by=by, period=period, year=year, number=number, first=from_,
-                            last=to, field=field, procedure=procedure)  # fmt: skip
+                            last=to, field=field, procedure=procedure, attribution=attribution)  # fmt: skip
 
 
-async def _late(deps: Deps, user: Principal, unit: str, first: date, last: date, field: str | None, procedure: str | None) -> LatePublic:
+async def _late(deps: Deps, user: Principal, unit: str, first: date, last: date, field: str | None, procedure: str | None,
+                attribution: domain.Attribution = "processing") -> LatePublic:  # fmt: skip
     async with deps.db.reading() as tx:
-        found = await handlers.late_list(tx, unit, first, last, field=field, procedure=procedure, user=user)
+        found = await handlers.late_list(tx, unit, first, last, field=field, procedure=procedure, attribution=attribution,
+                                         deps=deps, user=user)  # fmt: skip
     rows = found["data"]
-    return LatePublic(unit=unit, scope=found["scope"], from_=first, to=last, data=[LateDossier(**r) for r in rows], count=len(rows))
+    return LatePublic(unit=unit, scope=found["scope"], from_=first, to=last, data=[LateDossier(**r) for r in rows], count=len(rows),
+                      late_steps=found["late_steps"])  # fmt: skip
 
 
 @router.get("/reports/late", response_model=LatePublic, response_model_by_alias=True, summary="Accountability list: every late dossier")
 async def late(
-    deps: Deps, user: Reader, unit: Unit, from_: FromDay, to: ToDay, field: FieldFilter = None, procedure: ProcedureFilter = None
+    deps: Deps, user: Reader, unit: Unit, from_: FromDay, to: ToDay, field: FieldFilter = None, procedure: ProcedureFilter = None,
+    attribution: AttributionQuery = "processing",
 ) -> LatePublic:
-    return await _late(deps, user, unit, from_, to, field, procedure)
+    return await _late(deps, user, unit, from_, to, field, procedure, attribution)
 
 
 Month = Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM", examples=["2026-11"])]
@@ -172,13 +184,42 @@ async def index_766_export(deps: Deps, user: Reader, unit: Unit, month: Month, f
     return _download(exports.index_766_file(report, format))
 
 
+# ---- the register, "Sổ theo dõi hồ sơ" (Form 07; 06 before July 2025) ----------------------------------------------
+
+_PDF_TYPE = "application/pdf"
+
+
+@router.get("/reports/register.xlsx", responses={200: {"content": {exports.XLSX_TYPE: {}}, "description": "the register"}},
+            response_class=Response, summary="The register (Sổ theo dõi hồ sơ) of a unit and period as XLSX")  # fmt: skip
+async def register_xlsx(
+    deps: Deps, user: Reader, unit: Unit, from_: FromDay, to: ToDay, attribution: AttributionQuery = "processing"
+) -> Response:
+    async with deps.db.reading() as tx:
+        found = await handlers.register(tx, unit, from_, to, attribution=attribution, deps=deps, user=user)
+    file = exports.register_xlsx(number=found["number"], title=found["title"], unit=unit, unit_name=found["unit_name"],
+                                 period=found["period"], lines=found["lines"])  # fmt: skip
+    return _download(file)
+
+
+@router.get("/reports/register.pdf", responses={200: {"content": {_PDF_TYPE: {}}, "description": "the register"}},
+            response_class=Response, summary="The register (Sổ theo dõi hồ sơ) of a unit and period as PDF")  # fmt: skip
+async def register_pdf(
+    deps: Deps, user: Reader, unit: Unit, from_: FromDay, to: ToDay, attribution: AttributionQuery = "processing"
+) -> Response:
+    async with deps.db.reading() as tx:
+        found = await handlers.register(tx, unit, from_, to, attribution=attribution, deps=deps, user=user)
+    body = await asyncio.to_thread(printing.render_register, printing.Register(**found))
+    name = f"so-theo-doi-ho-so-{unit}-{from_:%Y%m%d}-{to:%Y%m%d}.pdf"
+    return _download(exports.ReportFile(name=name, media_type=_PDF_TYPE, body=body))
+
+
 # ---- a dossier's timeline ---------------------------------------------------------------------------------------------
 
 
 @router.get("/dossiers/{code}/timeline", response_model=TimelinePublic, summary="A dossier's events in the order they happened")
 async def timeline(code: str, deps: Deps, user: CurrentUser) -> TimelinePublic:
     async with deps.db.reading() as tx:
-        records = await handlers.timeline(tx, code, user=user)
+        records = await handlers.timeline(tx, code, deps=deps, user=user)
         entries = [TimelineEntry.model_validate(r, from_attributes=True) for r in records]
     return TimelinePublic(dossier_code=code, data=entries, count=len(entries))
 
@@ -186,7 +227,7 @@ async def timeline(code: str, deps: Deps, user: CurrentUser) -> TimelinePublic:
 @router.get("/dossiers/{code}/timeline/verify", response_model=ChainVerdict, summary="Check the hash chain")
 async def verify(code: str, deps: Deps, user: CurrentUser) -> ChainVerdict:
     async with deps.db.reading() as tx:
-        verdict = await handlers.verify(tx, code, user=user)
+        verdict = await handlers.verify(tx, code, deps=deps, user=user)
     return ChainVerdict(dossier_code=code, **verdict)
 
 

@@ -15,24 +15,19 @@ from services.reporting.metrics import BusinessGauges
 from services.reporting.pages import page_router
 from services.reporting.settings import ReportingSettings
 from services.reporting.syncs import DvcqgSender
-from shared.calendar import WorkingCalendar
 from shared.clock import Clock, SystemClock
 from shared.db import Database
+from shared.lawstore import LawCache
 from shared.pages import Pages
 from shared.service import build_app
 
 
 def report_rules(settings: ReportingSettings) -> domain.ReportRules:
-    """What the reports need besides the database, from the settings."""
-    calendar = WorkingCalendar(
-        start_of_day=settings.office_opens, end_of_day=settings.office_closes, cutoff=settings.office_closes
-    )
+    """What the reports need besides the database and the law in force, from the settings."""
     return domain.ReportRules(
-        calendar=calendar,
         near_due_threshold=settings.near_due_threshold,
         near_due_unit=settings.near_due_unit,
         targets=dict(settings.plan_targets),
-        indicators=tuple(domain.indicator_rules(settings.index766_indicators)),
         bands=tuple((float(floor), name) for floor, name in settings.index766_bands),
         band_basis=settings.index766_band_basis,
     )
@@ -44,7 +39,7 @@ def reporting_deps(
     """Reporting's dependencies over a database and a clock (and the pages, when the app serves them)."""
     return ReportingDeps(
         db=db, clock=clock, settings=settings, rules=rules, horizons=domain.Horizons(rules), pages=pages or reporting_pages(),
-        sync_mapping=SyncMapping.of(settings.dvcqg_mapping),
+        sync_mapping=SyncMapping.of(settings.dvcqg_mapping), law=LawCache(settings.law_cache_seconds),
     )
 
 
@@ -63,7 +58,7 @@ def create_app(settings: ReportingSettings | None = None, *, clock: Clock | None
         # The per-unit business gauges of /metrics (services/reporting/metrics.py), recomputed in the background,
         # and the DVCQG sender (services/reporting/syncs.py): every queued sync to the LGSP, in order per dossier.
         loops=lambda deps: [
-            BusinessGauges(deps.db, deps.rules, interval=deps.settings.metrics_refresh_seconds),
+            BusinessGauges(deps.db, deps.rules, deps.horizons, interval=deps.settings.metrics_refresh_seconds),
             *([DvcqgSender(deps.db, deps.settings, deps.sync_mapping)] if deps.settings.dvcqg_enabled else []),
         ],
         clock=clock,

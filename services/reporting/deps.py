@@ -11,6 +11,7 @@ from fastapi import Depends
 from services.reporting.domain import Horizons, ReportRules, percent_text
 from services.reporting.dvcqg import SyncMapping
 from services.reporting.settings import ReportingSettings
+from shared.lawstore import LawCache
 from shared.pages import Pages
 from shared.service import ServiceDeps, get_deps
 from shared.vntext import format_vnd
@@ -29,11 +30,13 @@ def reporting_pages() -> Pages:
 @dataclass(frozen=True, kw_only=True)
 class ReportingDeps(ServiceDeps):
     """Reporting's dependencies: the settings (the procedures' fields among them), the report rules, the
-    near-due horizon of each month the roll-up counts with (computed once per process), and the pages' templates."""
+    near-due horizon of each month the roll-up counts with (computed once per process), the law in force and the unit
+    registry (intake's facts, cached), and the pages' templates."""
 
     settings: ReportingSettings
     rules: ReportRules
     horizons: Horizons
+    law: LawCache = field(default_factory=LawCache)
     pages: Pages = field(default_factory=reporting_pages)  # create_app gives the one its page router shows errors with
     # The national portal's names and codes (REPORTING_DVCQG_MAPPING over DOMAIN §7's defaults), for the DVCQG sync.
     sync_mapping: SyncMapping = field(default_factory=SyncMapping.of)

@@ -25,6 +25,7 @@ from shared.events import (
     CaseDelayExplained,
     CaseFeedbackAnswered,
     CaseFeedbackReceived,
+    CaseHandedOver,
     CaseOverdue,
     CaseRated,
     CaseRejected,
@@ -45,6 +46,8 @@ from shared.events import (
     PaymentRefunded,
     PaymentRequested,
 )
+from shared.rules import Indicator, RuleBook, Rules, shipped_book
+from shared.units import UnitRegistry
 
 GENESIS = "0" * 64
 
@@ -103,17 +106,27 @@ def first_break(links: Iterable[tuple[ChainLink, str]]) -> int | None:
 # "that unit and every unit below it".
 _QCVN_WIDTHS = (3, 2, 2)
 
+# Whose dossiers a report counts: those the unit processes (default), or those its one-stop received for any unit.
+Attribution = Literal["processing", "receiving"]
+
 
 @dataclass(frozen=True)
 class Scope:
     """The units one report covers: ``province`` always, and either every unit whose ``scope_key`` matches ``pattern``
     (SQL LIKE on the groups read top down, ``_`` for a zero group, so the index range is the literal prefix) or
-    exactly ``unit``."""
+    exactly ``unit``; or, for a unit the registry knows, exactly the ``units`` it puts under it in the period (then
+    ``provinces`` are their level-1 groups, what the rows' ``province`` column holds).
+
+    ``attribution`` says which unit of a dossier the scope is matched against: the processing unit, or the one-stop
+    that received it."""
 
     code: str
     province: str
     unit: str | None = None
     pattern: str | None = None
+    units: frozenset[str] | None = None
+    provinces: frozenset[str] | None = None
+    attribution: Attribution = "processing"
 
     @property
     def groups(self) -> tuple[str, ...] | None:
@@ -176,10 +189,52 @@ def scope_covers(outer: Scope, inner: Scope) -> bool:
     return all(_is_zero(og) or og == ig for og, ig in zip(o, i, strict=True))
 
 
-def token_covers(token_units: Iterable[str], scope: Scope) -> bool:
-    """Whether a caller whose token lists these units may read a report of the scope."""
+def token_covers(
+    token_units: Iterable[str], scope: Scope, registry: UnitRegistry | None = None, first: date | None = None, last: date | None = None
+) -> bool:
+    """Whether a caller whose token lists these units may read a report of the scope: a unit covers the reports of its
+    code pattern (QCVN zero groups), and of every unit the registry puts under it in the period (``first`` … ``last``:
+    a province's communes, a district's old communes, the units merged into it)."""
     units = list(token_units)
-    return "*" in units or any(scope_covers(parse_scope(u), scope) for u in units)
+    if "*" in units:
+        return True
+    code_scope = parse_scope(scope.code) if scope.units is not None else scope
+    if any(scope_covers(parse_scope(u), code_scope) for u in units):
+        return True
+    if registry is None:
+        return False
+    lo, hi = first or date.min, last or date.max
+    if hi < lo:
+        lo, hi = hi, lo
+    return any(registry.get(u) is not None and scope.code in registry.members(u, lo, hi) for u in units)
+
+
+def resolve_scope(
+    text: str, registry: UnitRegistry, first: date, last: date, attribution: Attribution = "processing"
+) -> Scope:
+    """The scope of a report of ``text`` over ``first`` … ``last``: for a unit the registry knows, the unit, the units
+    below it that existed in the period and the units merged into them (``UnitRegistry.members``); for any other code,
+    the QCVN code pattern (``parse_scope``)."""
+    code = text.strip()
+    known = registry.get(code)
+    if known is None:
+        return replace(parse_scope(code), attribution=attribution)
+    lo, hi = (first, last) if first <= last else (last, first)
+    members = registry.members(code, lo, hi)
+    province = registry.province_of(code) or province_of(code)
+    return Scope(
+        code=code, province=province, units=members, provinces=frozenset(province_of(u) for u in members),
+        attribution=attribution,
+    )  # fmt: skip
+
+
+def scope_province(scope: Scope, registry: UnitRegistry | None = None) -> str:
+    """The province whose rules a report of the scope follows."""
+    if registry is not None:
+        found = registry.province_of(scope.code)
+        if found is not None:
+            return found
+    return scope.province
 
 
 # ---- periods, by the Vietnamese calendar day ------------------------------------------------------------------
@@ -359,6 +414,8 @@ class Fact:
     feedback_at: datetime | None = None
     last_activity_at: datetime | None = None
     clock_since: datetime | None = None  # the latest change in the deadline history: ``due_at``/``paused`` hold since then
+    rules: str | None = None  # the rule set ref in force at reception (``VN.2+H56.1``); None before events carried it
+    applicant_name: str | None = None  # for the register (Form 07)
 
     @property
     def one_stop(self) -> str:
@@ -398,6 +455,17 @@ class Folded:
     fact: Fact
     deadlines: tuple[DeadlineChange, ...] = ()
     feedback: tuple[FeedbackChange, ...] = ()
+    late_steps: tuple[LateStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class LateStep:
+    """An inter-agency step that came back after its own deadline: blamed on the agency that held it."""
+
+    agency: str
+    returned_at: datetime
+    step_no: int | None = None
+    due_at: datetime | None = None
 
 
 def new_fact(code: str, unit: str) -> Fact:
@@ -453,6 +521,7 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
     fact = replace(fact, last_activity_at=_latest(fact.last_activity_at, event.occurred_at))
     deadlines: list[DeadlineChange] = []
     feedback: list[FeedbackChange] = []
+    late_steps: list[LateStep] = []
     match event:
         case DossierReceived():
             original = event.due_at_original or event.appointment_at
@@ -477,6 +546,8 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
                 identification=event.identification,
                 population_data_reused=bool(event.population_data_reused),
                 last_activity_at=_latest(fact.last_activity_at, event.received_at),
+                rules=event.rules or fact.rules,
+                applicant_name=event.applicant_name,
             )
             if fact.holder_unit is None and fact.closed_at is None:
                 fact = replace(fact, holder_unit=fact.one_stop, holder_officer=event.received_by)
@@ -513,6 +584,12 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
         case CaseTransferReturned():
             unit, officer = fact.home
             fact = replace(fact, holder_unit=unit, holder_officer=officer)
+            if event.step_late:
+                late_steps.append(LateStep(event.from_agency, event.occurred_at, event.step_no, event.step_due_at))
+        case CaseHandedOver():
+            # the merged unit's open dossier now sits with its successor; its own unit (and the roll-up) stay
+            if fact.holder_unit == event.from_unit:
+                fact = replace(fact, holder_unit=event.unit)
         case CaseResultReady():
             if event.timeliness == "late":
                 at = min(event.due_at or fact.due_at or event.finished_at, event.finished_at)
@@ -599,7 +676,7 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
             pass  # kept in the stream; no figure counts it (approval, warnings, payment failures, certified copies)
     if deadlines:
         fact = replace(fact, clock_since=_latest(fact.clock_since, *(d.since for d in deadlines)))
-    return Folded(fact, tuple(deadlines), tuple(feedback))
+    return Folded(fact, tuple(deadlines), tuple(feedback), tuple(late_steps))
 
 
 # ---- the standard report ------------------------------------------------------------------------------------------
@@ -749,34 +826,6 @@ class IndicatorRule:
     empty: Literal["zero", "full", "na"] = "zero"
 
 
-DEFAULT_766: dict[str, dict[str, Any]] = {
-    # Every indicator of the current DVCQG evaluation, 100 points in six groups (DOMAIN §4.2, the observed scoring):
-    # name, max points, the rate that earns them all, the score when nothing is measured. In the groups' order.
-    # 1 Công khai, minh bạch (18)
-    "PUBLISH_ON_TIME": {"name": "TTHC công bố đúng hạn", "max_points": 6, "full_at": 1.0, "empty": "zero"},
-    "PUBLIC_UPDATE_ON_TIME": {"name": "TTHC cập nhật, công khai đúng hạn", "max_points": 4, "full_at": 1.0, "empty": "zero"},
-    "PUBLIC_CONTENT_FULL": {"name": "TTHC công khai đầy đủ nội dung", "max_points": 2, "full_at": 1.0, "empty": "zero"},
-    "DOSSIER_SYNC": {"name": "Hồ sơ đồng bộ trạng thái theo thời gian thực với Cổng DVCQG", "max_points": 6, "full_at": 1.0, "empty": "zero"},
-    # 2 Tiến độ, kết quả giải quyết (20)
-    "PROGRESS_ON_TIME": {"name": "Hồ sơ xử lý trước hạn, đúng hạn (kể cả đang xử lý còn hạn)", "max_points": 20, "full_at": 1.0, "empty": "zero"},
-    # 3 Cung cấp dịch vụ trực tuyến (12)
-    "ONLINE_DOSSIERS": {"name": "Hồ sơ trực tuyến", "max_points": 12, "full_at": 0.5, "empty": "zero"},
-    # 4 Số hóa hồ sơ, tái sử dụng dữ liệu (22)
-    "ORIGINAL_RESULT_AVAILABLE": {"name": "Hồ sơ có kết quả điện tử có giá trị pháp lý", "max_points": 6, "full_at": 1.0, "empty": "zero"},
-    "SO_HOA_GIAY_TO_GIAI_QUYET": {"name": "Hồ sơ thực hiện số hóa thành phần", "max_points": 4, "full_at": 1.0, "empty": "zero"},
-    "ELECTRONIC_CERTIFIED_COPY": {"name": "Xã cung cấp chứng thực bản sao điện tử", "max_points": 2, "full_at": 1.0, "empty": "zero"},
-    "REUSED_DIGITIZED_DATA": {"name": "Hồ sơ có thành phần tái sử dụng dữ liệu số hóa", "max_points": 2, "full_at": 0.8, "empty": "zero"},
-    "SYNCED_WITH_DVCQG_PERSONAL_STORAGE": {"name": "Hồ sơ kết nối, chia sẻ kho dữ liệu cá nhân", "max_points": 4, "full_at": 1.0, "empty": "zero"},
-    "CITIZEN_DATA_CONNECTED_DOSSIER": {"name": "Hồ sơ sử dụng dữ liệu dân cư (VNeID, CSDLQG về dân cư)", "max_points": 2, "full_at": 1.0, "empty": "zero"},
-    "CITIZEN_DATA_CONNECTED_FORMALITY": {"name": "TTHC kết nối, sử dụng dữ liệu dân cư", "max_points": 2, "full_at": 1.0, "empty": "zero"},
-    # 5 Mức độ hài lòng (18)
-    "PETITION_PROCESSING_ON_TIME": {"name": "PAKN xử lý đúng hạn", "max_points": 6, "full_at": 1.0, "empty": "full"},
-    "PETITION_HANDLING_SATISFACTION": {"name": "Hài lòng trong xử lý PAKN", "max_points": 6, "full_at": 1.0, "empty": "full"},
-    "DOSSIER_RECEIVING_SATISFACTION": {"name": "Hài lòng trong tiếp nhận, giải quyết TTHC", "max_points": 6, "full_at": 0.9, "empty": "zero"},
-    # 6 Thanh toán trực tuyến (10)
-    "ONLINE_PAYMENT_DOSSIERS": {"name": "Hồ sơ thanh toán trực tuyến (phần A)", "max_points": 6, "full_at": 1.0, "empty": "zero"},
-    "ONLINE_PAYMENT_PROCEDURES": {"name": "TTHC có thanh toán trực tuyến, có dữ liệu phí trên hồ sơ (phần B, C)", "max_points": 4, "full_at": 1.0, "empty": "zero"},
-}  # fmt: skip
 # Why an indicator is never computed here: its facts are the national system's, or it is scored per procedure or
 # commune against lists no event carries. (An indicator computable in principle may still lack its facts at run time:
 # the handler then gives its own reason, e.g. SYNC_UNAVAILABLE.)
@@ -797,10 +846,12 @@ DEFAULT_BANDS: tuple[tuple[float, str], ...] = ((90, "Xuất sắc"), (80, "Tố
 BandBasis = Literal["all", "computable"]
 
 
-def indicator_rules(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[IndicatorRule]:
-    """Every indicator with the configured points (settings override the defaults field by field)."""
-    merged = {code: {**spec, **(overrides or {}).get(code, {})} for code, spec in DEFAULT_766.items()}
-    return [IndicatorRule(code=code, **spec) for code, spec in merged.items()]
+def indicator_rules(indicators: Mapping[str, Indicator]) -> list[IndicatorRule]:
+    """Every indicator of a rule set (``Rules.indicators``: the points of the rules in force), in its order."""
+    return [
+        IndicatorRule(code=code, name=i.name, max_points=i.max_points, full_at=i.full_at, empty=i.empty)
+        for code, i in indicators.items()
+    ]
 
 
 def points(rule: IndicatorRule, numerator: int, denominator: int) -> float | None:
@@ -883,6 +934,12 @@ def average_working_days(pairs: Iterable[tuple[datetime, datetime]], cal: Workin
     return round(sum(days) / len(days), 2) if days else None
 
 
+def average_working_days_each(triples: Iterable[tuple[datetime, datetime, WorkingCalendar]]) -> float | None:
+    """The same mean, each dossier counted on its own calendar (the office hours of the rules it recorded)."""
+    days = [cal.working_days_between(cal.local(a).date(), cal.local(b).date()) for a, b, cal in triples]
+    return round(sum(days) / len(days), 2) if days else None
+
+
 # ---- the accountability list (DOMAIN §8.3) ------------------------------------------------------------------------------
 
 LATE_COLUMNS: dict[str, str] = {
@@ -913,29 +970,64 @@ LATE_COLUMNS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ReportRules:
-    """What the reports need besides the database: the calendar, the near-due threshold, targets and 766 points."""
+    """What the reports need besides the database and the law in force: the near-due threshold, the plan's targets and
+    the 766 bands. (The office hours and the 766 points are the rule set's: ``calendar_of``, ``Rules.indicators``.)"""
 
-    calendar: WorkingCalendar
     near_due_threshold: float = 1
     near_due_unit: NearDueUnit = "working_days"
     targets: Mapping[str, float] = dc_field(default_factory=dict)
-    indicators: tuple[IndicatorRule, ...] = ()
     bands: tuple[tuple[float, str], ...] = DEFAULT_BANDS
     band_basis: BandBasis = "all"
 
 
-class Horizons:
-    """The near-due horizon at the end of each month, by the report rules: what the roll-up counts near due with."""
+def rules_on(book: RuleBook, day: date, province: str | None = None) -> Rules:
+    """The rules in force on ``day`` in ``province``; before the first national version, that version's (a report of a
+    period before 21 June 2018 still has office hours, points and a register)."""
+    try:
+        return book.in_force(day, province)
+    except LookupError:
+        first = min((v.effective_from for v in book.history("VN")), default=None)
+        if first is None:
+            raise
+        return book.in_force(first, province)
 
-    def __init__(self, rules: ReportRules) -> None:
+
+def calendar_of(rules: Rules) -> WorkingCalendar:
+    """The working calendar of a rule set's office hours (near due in office hours, processing times)."""
+    return WorkingCalendar(start_of_day=rules.office.opens, end_of_day=rules.office.closes, cutoff=rules.office.closes)
+
+
+class Horizons:
+    """The near-due horizon at the end of each month, by the report rules and the national office hours in force on the
+    month's last day: what the roll-up counts near due with, and what a report of any scope uses (so that it can read
+    the roll-up). ``use`` gives it the rule book as it changes."""
+
+    def __init__(self, rules: ReportRules, book: RuleBook | None = None) -> None:
         self.rules = rules
+        self.book = book or shipped_book()
         self._known: dict[date, datetime] = {}
+
+    def use(self, book: RuleBook) -> None:
+        """Count with this rule book from now on (forgetting the horizons of the one before)."""
+        if book is not self.book:
+            self.book, self._known = book, {}
+
+    def calendar(self, day: date) -> WorkingCalendar:
+        """The national office hours in force on ``day`` as a calendar."""
+        return calendar_of(rules_on(self.book, day))
+
+    def at(self, period: Period) -> datetime:
+        """The near-due horizon at the end of a period."""
+        month = whole_month(period)
+        if month is not None:
+            return self(month)
+        return near_due_horizon(period.end, self.rules.near_due_threshold, self.rules.near_due_unit, self.calendar(period.last))
 
     def __call__(self, month: date) -> datetime:
         if month not in self._known:
-            end = month_period(month).end
+            period = month_period(month)
             self._known[month] = near_due_horizon(
-                end, self.rules.near_due_threshold, self.rules.near_due_unit, self.rules.calendar
+                period.end, self.rules.near_due_threshold, self.rules.near_due_unit, self.calendar(period.last)
             )
         return self._known[month]
 
@@ -999,3 +1091,77 @@ def percent_text(value: float | None) -> str:
 def public_late(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row of the accountability list as the public board shows it (``PUBLIC_LATE_FIELDS`` only)."""
     return {k: row[k] for k in PUBLIC_LATE_FIELDS}
+
+
+# ---- the register, "Sổ theo dõi hồ sơ" (Form 07 of Circular 03/2025, 06 of Circular 01/2018) ---------------------------
+
+REGISTER_COLUMNS: tuple[str, ...] = (
+    "STT", "Mã hồ sơ", "Thủ tục hành chính", "Người nộp", "Ngày nhận", "Hẹn trả", "Ngày chuyển/xử lý xong", "Ngày trả",
+    "Kết quả/trạng thái", "Ghi chú",
+)  # fmt: skip
+_CLOSE_STATUS = {"result": 9, "rejected": 3, "stopped": 8, "withdrawn": 7}
+
+
+@dataclass(frozen=True)
+class RegisterLine:
+    """One dossier of the register, as printed (instants in Vietnam time, as ``dd/mm/yyyy HH:MM``)."""
+
+    number: int
+    code: str
+    procedure: str
+    applicant: str
+    received_at: datetime | None
+    due_at: datetime | None
+    finished_at: datetime | None
+    returned_at: datetime | None
+    status: str
+    note: str
+
+    def cells(self) -> list[Any]:
+        """The line's values in ``REGISTER_COLUMNS`` order."""
+        return [self.number, self.code, self.procedure, self.applicant, self.received_at, self.due_at, self.finished_at,
+                self.returned_at, self.status, self.note]  # fmt: skip
+
+
+def register_status(row: Mapping[str, Any], end: datetime) -> int:
+    """The national status (TrangThaiHoSo) of a register row at the period's end."""
+    if row.get("returned_at") is not None and row["returned_at"] < end:
+        return 10
+    if row.get("closed_at") is not None and row["closed_at"] < end:
+        return _CLOSE_STATUS.get(row.get("close_kind") or "", 9)
+    return 5 if row.get("paused") else 4
+
+
+def register_lines(rows: Iterable[Mapping[str, Any]], period: Period, rules: Rules) -> list[RegisterLine]:
+    """The register of a period: every dossier received or returned in it, numbered in order of reception; status
+    names are the rules' (``Rules.statuses``), the notes say what a reader looks for (late, withdrawn, waiting)."""
+    end = period.end
+    lines = []
+    for number, row in enumerate(rows, start=1):
+        status = register_status(row, end)
+        notes = []
+        late = (row.get("late_at") is not None and row["late_at"] < end) or (
+            row.get("closed_at") is not None and row["closed_at"] < end and row.get("close_timeliness") == "late"
+        )
+        if late:
+            notes.append("Trễ hạn")
+        if status == 7:
+            notes.append("Công dân rút hồ sơ")
+        if status == 5:
+            notes.append("Chờ bổ sung hồ sơ")
+        if row.get("late_step"):
+            notes.append("Có bước liên thông trễ hạn")
+        if row.get("receiving_unit") and row["receiving_unit"] != row.get("unit"):
+            notes.append(f"Tiếp nhận tại {row['receiving_unit']}, xử lý tại {row.get('unit')}")
+        if row.get("return_channel") == "postal" and status == 10:
+            notes.append("Trả qua bưu chính")
+        finished = row.get("result_at") or (row.get("closed_at") if row.get("close_kind") not in (None, "withdrawn") else None)
+        lines.append(RegisterLine(
+            number=number, code=row["code"], procedure=row.get("procedure_name") or row.get("procedure_code") or "",
+            applicant=row.get("applicant_name") or "", received_at=row.get("received_at"),
+            due_at=row.get("due_at_original") or row.get("due_at"),
+            finished_at=finished if finished is not None and finished < end else None,
+            returned_at=row["returned_at"] if row.get("returned_at") is not None and row["returned_at"] < end else None,
+            status=rules.status_name(status), note="; ".join(notes),
+        ))  # fmt: skip
+    return lines

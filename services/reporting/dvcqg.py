@@ -75,8 +75,9 @@ DEFAULT_MAPPING: dict[str, Any] = {
         TRANSFERRED: 4, TRANSFER_RETURNED: 4, APPROVED: 4, REJECTED: 3, STOPPED: 8, PAYMENT_AWAITED: 6,
         RESULT_READY: 9, RETURNED: 10,
     },
-    # Pushed even when the status stays: they change what the portal shows (the supplement's new appointment).
-    "update_events": [CLOCK_RESUMED],
+    # Pushed even when the status stays: they change what the portal shows (the supplement's date, its new
+    # appointment). Both, so the pushes are the same whichever of intake's and workflow's topics reporting reads first.
+    "update_events": [SUPPLEMENTED, CLOCK_RESUMED],
     # Processing steps (CapNhatTienDoHoSoMC), with the words of NoiDungXuLy ({placeholders} from the event).
     "progress_events": {
         ASSIGNED: "Phân công xử lý: {department}",

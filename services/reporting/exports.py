@@ -153,3 +153,12 @@ def index_766_file(report: Index766Public, fmt: Format) -> ReportFile:
     caption = (f"Chỉ số 766: {report.unit}, tháng {report.month}; xếp loại {report.band or ''} "
                f"({_BASIS_NAMES[report.band_basis]})")  # fmt: skip
     return _file("chi-so-766", fmt, "Chỉ số 766", caption, headers, rows)
+
+
+def register_xlsx(*, number: str, title: str, unit: str, unit_name: str | None, period: domain.Period,
+                  lines: Sequence[domain.RegisterLine]) -> ReportFile:  # fmt: skip
+    """The register (Form 07 of Circular 03/2025, 06 before) as a workbook: its number and title, then one row a dossier."""
+    caption = (f"Mẫu số {number}: {title.upper()} – {unit_name or unit} ({unit}), "
+               f"từ ngày {period.first:%d/%m/%Y} đến ngày {period.last:%d/%m/%Y}")  # fmt: skip
+    body = to_xlsx(f"Mẫu {number}", list(domain.REGISTER_COLUMNS), [line.cells() for line in lines], caption=caption)
+    return ReportFile(name=f"so-theo-doi-ho-so-{unit}-{period.first:%Y%m%d}-{period.last:%Y%m%d}.xlsx", media_type=XLSX_TYPE, body=body)

@@ -11,12 +11,15 @@ from typing import Any
 from services.reporting import domain, dvcqg, projections, store
 from services.reporting.deps import ReportingDeps
 from shared.auth import Principal
+from shared.calendar import WorkingCalendar
 from shared.consumer import Subscription
 from shared.db import UnitOfWork
 from shared.envelope import Envelope
 from shared.errors import NotFound, Problem
-from shared.events import PRODUCERS, Event, dossier_events, event_class
+from shared.events import PRODUCERS, Event, RulesPublished, UnitMerged, UnitsDeclared, dossier_events, event_class
+from shared.lawstore import apply_rules_published, apply_unit_merged, apply_units_declared
 from shared.roles import OFFICIALS
+from shared.rules import Rules
 from shared.telemetry import current_trace_id
 
 # ---- events ---------------------------------------------------------------------------------------------------------
@@ -53,6 +56,7 @@ async def on_dossier_event(tx: UnitOfWork, event: Event, envelope: Envelope, *, 
             hash=domain.link_hash(link),
         ),
     )
+    deps.horizons.use(await deps.law.book(tx))  # near due by the national office hours in force
     await projections.project(
         tx.session,
         event,
@@ -91,6 +95,7 @@ async def rebuild(tx: UnitOfWork, *, deps: ReportingDeps) -> int:
     One transaction: the consumer's appends and the reports (TRUNCATE locks the projections) wait for it.
     """
     replayed = 0
+    deps.horizons.use(await deps.law.book(tx))
     await store.lock_log(session=tx.session)
     await store.truncate_projections(session=tx.session)
     async for record in store.log_in_order(session=tx.session):
@@ -108,12 +113,46 @@ async def rebuild(tx: UnitOfWork, *, deps: ReportingDeps) -> int:
 # ---- reports (read-only use cases) ----------------------------------------------------------------------------------
 
 
-def _scope(user: Principal, unit: str) -> domain.Scope:
-    """The report scope of a unit code, if the caller's token covers it."""
-    scope = domain.parse_scope(unit)
-    if not domain.token_covers(user.units, scope):
+async def on_rules_published(tx: UnitOfWork, event: RulesPublished, envelope: Envelope, *, deps: ReportingDeps) -> None:
+    """Keep a published rule set version: a province's 766 points and office hours count from its date."""
+    await apply_rules_published(tx, event, deps.law)
+
+
+async def on_units_declared(tx: UnitOfWork, event: UnitsDeclared, envelope: Envelope, *, deps: ReportingDeps) -> None:
+    """Keep declared units: reports of a unit follow the units of their period."""
+    await apply_units_declared(tx, event, deps.law)
+
+
+async def on_unit_merged(tx: UnitOfWork, event: UnitMerged, envelope: Envelope, *, deps: ReportingDeps) -> None:
+    """Keep a merge: the successor's reports include the merged unit's dossiers."""
+    await apply_unit_merged(tx, event, deps.law)
+
+
+async def _scope(
+    tx: UnitOfWork,
+    deps: ReportingDeps,
+    user: Principal,
+    unit: str,
+    first: date | None = None,
+    last: date | None = None,
+    attribution: domain.Attribution = "processing",
+) -> domain.Scope:
+    """The report scope of a unit code over a period (the registry's units of the period when it knows the unit, its
+    code pattern otherwise), if the caller's token covers it."""
+    registry = await deps.law.registry(tx)
+    today = tx.now.astimezone(domain.VN_TZ).date()
+    lo, hi = first or today, last or first or today
+    scope = domain.resolve_scope(unit, registry, lo, hi, attribution)
+    if not domain.token_covers(user.units, scope, registry, lo, hi):
         raise Problem(403, "unit-forbidden", "Unit outside your token", f"Your token does not cover unit {unit!r}.")
     return scope
+
+
+async def _rules_of(tx: UnitOfWork, deps: ReportingDeps, scope: domain.Scope, period: domain.Period) -> Rules:
+    """The rules in force on the period's last day in the scope's province (its 766 points, its forms)."""
+    book = await deps.law.book(tx)
+    registry = await deps.law.registry(tx)
+    return domain.rules_on(book, period.last, domain.scope_province(scope, registry))
 
 
 def _period(first: date, last: date) -> domain.Period:
@@ -147,11 +186,13 @@ async def summary(
     *,
     field: str | None = None,
     procedure: str | None = None,
+    attribution: domain.Attribution = "processing",
     deps: ReportingDeps,
     user: Principal,
 ) -> dict[str, Any]:
     """The standard table of one unit (or roll-up) and period: the scope, every count and every plan rate."""
-    scope, period = _scope(user, unit), _period(first, last)
+    scope = await _scope(tx, deps, user, unit, first, last, attribution)
+    period = _period(first, last)
     tables = await _tables(tx, deps, scope=scope, periods=[period], by="none", field=field, procedure=procedure)
     return {"scope": scope.code, **tables[0]["total"]}
 
@@ -168,15 +209,34 @@ async def breakdown(
     last: date | None,
     field: str | None = None,
     procedure: str | None = None,
+    attribution: domain.Attribution = "processing",
     deps: ReportingDeps,
     user: Principal,
 ) -> dict[str, Any]:
     """The standard table per period (``period`` and ``year``, or ``first`` to ``last``), one row per field, procedure
-    or officer, and each period's total; and the scope."""
-    scope = _scope(user, unit)
+    or officer, and each period's total, with the late inter-agency steps per agency; and the scope."""
+    span = _span(period, year, number, first, last)
+    scope = await _scope(tx, deps, user, unit, span[0], span[1], attribution)
     chosen = _periods(period, year, number, first, last)
     tables = await _tables(tx, deps, scope=scope, periods=chosen, by=by, field=field, procedure=procedure)
+    for table in tables:
+        table["late_steps"] = await store.late_steps_by_agency(
+            session=tx.session, scope=scope, period=table["period"], field=field, procedure=procedure
+        )
     return {"scope": scope.code, "periods": tables}
+
+
+def _span(
+    kind: domain.PeriodKind | None, year: int | None, number: int | None, first: date | None, last: date | None
+) -> tuple[date | None, date | None]:
+    """The days a breakdown covers (for the registry's units), or (None, None) when its period is not valid."""
+    if kind is not None and year is not None:
+        try:
+            chosen = domain.periods(kind, year, number)
+        except ValueError:
+            return None, None
+        return chosen[0].first, chosen[-1].last
+    return first, last
 
 
 async def _tables(
@@ -195,9 +255,10 @@ async def _tables(
     it; a row of a field, procedure or officer, and a table of one field or procedure, do not (null: not measured so).
     """
     rules = deps.rules
+    deps.horizons.use(await deps.law.book(tx))
     out = []
     for period in periods:
-        horizon = domain.near_due_horizon(period.end, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
+        horizon = deps.horizons.at(period)
         raw = await store.report_counts(
             session=tx.session, scope=scope, period=period, horizon=horizon, by=by, field=field, procedure=procedure
         )
@@ -236,12 +297,20 @@ async def late_list(
     *,
     field: str | None = None,
     procedure: str | None = None,
+    attribution: domain.Attribution = "processing",
+    deps: ReportingDeps,
     user: Principal,
 ) -> dict[str, Any]:
-    """The accountability list (DOMAIN §8.3) of a unit (or roll-up) and period, and the scope."""
-    scope, period = _scope(user, unit), _period(first, last)
+    """The accountability list (DOMAIN §8.3) of a unit (or roll-up) and period: each late dossier with the agencies its
+    late inter-agency steps are blamed on, and per agency the late steps that came back in the period; and the scope."""
+    scope = await _scope(tx, deps, user, unit, first, last, attribution)
+    period = _period(first, last)
     rows = await store.late_dossiers(session=tx.session, scope=scope, period=period, field=field, procedure=procedure)
-    return {"scope": scope.code, "data": rows}
+    agencies = await store.late_step_agencies(session=tx.session, codes=[r["code"] for r in rows], end=period.end)
+    for row in rows:
+        row["late_step_agencies"] = agencies.get(row["code"], [])
+    by_agency = await store.late_steps_by_agency(session=tx.session, scope=scope, period=period, field=field, procedure=procedure)
+    return {"scope": scope.code, "data": rows, "late_steps": by_agency}
 
 
 async def index_766(tx: UnitOfWork, unit: str, month: str, *, deps: ReportingDeps, user: Principal) -> dict[str, Any]:
@@ -249,10 +318,17 @@ async def index_766(tx: UnitOfWork, unit: str, month: str, *, deps: ReportingDep
     points; every other with the reason; the points earned of the points computable and of 100, and the band with
     the score it rests on; and the scope."""
     rules = deps.rules
-    scope = _scope(user, unit)
     year, number = (int(x) for x in month.split("-"))
-    period = domain.periods("month", year, number)[0]
-    horizon = domain.near_due_horizon(period.end, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
+    try:
+        period = domain.periods("month", year, number)[0]
+    except ValueError:  # a year the calendar does not have (0000): the token is checked first, as for any bad period
+        await _scope(tx, deps, user, unit)
+        raise Problem(422, "validation-error", "The request is not valid", f"month: {month} is not a calendar month.") from None
+    scope = await _scope(tx, deps, user, unit, period.first, period.last)
+    book = await deps.law.book(tx)
+    deps.horizons.use(book)
+    in_force = await _rules_of(tx, deps, scope, period)
+    horizon = deps.horizons.at(period)
     raw = await store.report_counts(session=tx.session, scope=scope, period=period, horizon=horizon)
     feedback_on_time, feedback_total = await store.feedback_counts(session=tx.session, scope=scope, period=period)
     times = await store.processing_times(session=tx.session, scope=scope, period=period)
@@ -275,16 +351,52 @@ async def index_766(tx: UnitOfWork, unit: str, month: str, *, deps: ReportingDep
         measured["DOSSIER_SYNC"] = sync
     else:
         reasons["DOSSIER_SYNC"] = domain.SYNC_UNAVAILABLE
-    result = domain.index_766(measured, rules.indicators, rules.bands, reasons=reasons, basis=rules.band_basis)
-    by_procedure: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
-    for code, name, received, finished in times:
-        by_procedure.setdefault((code, name), []).append((received, finished))
+    indicators = domain.indicator_rules(in_force.indicators)
+    result = domain.index_766(measured, indicators, rules.bands, reasons=reasons, basis=rules.band_basis)
+    by_procedure: dict[tuple[str, str], list[tuple[datetime, datetime, WorkingCalendar]]] = {}
+    calendars: dict[tuple[str | None, str, date], WorkingCalendar] = {}
+    for code, name, received, finished, ref, province in times:
+        key = (ref, province, received.astimezone(domain.VN_TZ).date())
+        if key not in calendars:  # each dossier's office hours: the rules it recorded at reception
+            try:
+                recorded = book.rules_of(ref, received, province)
+            except LookupError:  # received before the first national rules
+                recorded = domain.rules_on(book, key[2], province)
+            calendars[key] = domain.calendar_of(recorded)
+        by_procedure.setdefault((code, name), []).append((received, finished, calendars[key]))
     result["average_processing"] = [
         {"procedure_code": code, "procedure_name": name, "dossiers": len(pairs),
-         "average_working_days": domain.average_working_days(pairs, rules.calendar)}
+         "average_working_days": domain.average_working_days_each(pairs)}
         for (code, name), pairs in sorted(by_procedure.items())
     ]  # fmt: skip
-    return {"scope": scope.code, **result}
+    return {"scope": scope.code, "rules": in_force.ref, **result}
+
+
+async def register(
+    tx: UnitOfWork,
+    unit: str,
+    first: date,
+    last: date,
+    *,
+    attribution: domain.Attribution = "processing",
+    deps: ReportingDeps,
+    user: Principal,
+) -> dict[str, Any]:
+    """The register "Sổ theo dõi hồ sơ" of a unit (or roll-up) and period: every dossier received or returned in it,
+    one line each, under the number and title of the register form of the rules in force on the period's last day
+    (07 under Decree 118/2025, 06 under Decree 61/2018) in the scope's province."""
+    scope = await _scope(tx, deps, user, unit, first, last, attribution)
+    period = _period(first, last)
+    rules = await _rules_of(tx, deps, scope, period)
+    form = rules.form("register")
+    rows = await store.register_rows(session=tx.session, scope=scope, period=period)
+    registry = await deps.law.registry(tx)
+    known = registry.get(unit)
+    return {
+        "number": form.number if form else "", "title": form.title if form else "Sổ theo dõi hồ sơ",
+        "unit": unit, "unit_name": deps.settings.unit_names.get(unit) or (known.name if known else None),
+        "period": period, "lines": domain.register_lines(rows, period, rules), "issued": tx.now,
+    }  # fmt: skip
 
 
 # ---- the public month (công khai): pages for people -------------------------------------------------------------------
@@ -315,7 +427,7 @@ async def public_month(tx: UnitOfWork, unit: str, month: str, *, deps: Reporting
         raise Problem(404, "month-not-published", "Month not published", f"The month {month} has not ended yet.")
     reader = Principal(subject="cong-khai", roles=frozenset(), units=frozenset({unit}))
     report = await summary(tx, unit, period.first, period.last, deps=deps, user=reader)
-    late = await late_list(tx, unit, period.first, period.last, user=reader)
+    late = await late_list(tx, unit, period.first, period.last, deps=deps, user=reader)
     following = domain.month_after(period)
     return {
         "unit": unit,
@@ -362,7 +474,7 @@ async def sync_history(tx: UnitOfWork, code: str, *, deps: ReportingDeps, user: 
 
 async def list_syncs(tx: UnitOfWork, unit: str, state: str, limit: int, *, deps: ReportingDeps, user: Principal) -> list[SyncView]:
     """The syncs of a unit (or roll-up) in a state, oldest change first: what an admin looks through before a replay."""
-    scope = _scope(user, unit)
+    scope = await _scope(tx, deps, user, unit)
     rows = await store.list_syncs(session=tx.session, scope=scope, state=state, limit=limit)
     return [_sync_view(row, [], deps, tx.now) for row in rows]
 
@@ -383,23 +495,38 @@ async def replay_sync(tx: UnitOfWork, sync_id: int, *, deps: ReportingDeps, user
 # ---- a dossier's timeline -------------------------------------------------------------------------------------------
 
 
-async def _visible_timeline(tx: UnitOfWork, code: str, *, user: Principal, by_time: bool) -> list[store.EventRecord]:
+async def _covers_dossier(tx: UnitOfWork, code: str, unit: str, *, deps: ReportingDeps | None, user: Principal) -> bool:
+    """Whether the caller's token covers a dossier: its processing unit or the one-stop that received it, by code
+    pattern or through the registry (a province's communes, a unit merged into the token's)."""
+    if domain.token_covers(user.units, domain.parse_scope(unit)):
+        return True
+    if deps is None:
+        return False
+    registry = await deps.law.registry(tx)
+    fact = await store.get_fact(session=tx.session, code=code)
+    units = {unit, *((fact.unit, fact.one_stop) if fact is not None else ())}
+    return any(domain.token_covers(user.units, domain.resolve_scope(u, registry, date.min, date.max), registry) for u in units)
+
+
+async def _visible_timeline(
+    tx: UnitOfWork, code: str, *, user: Principal, by_time: bool, deps: ReportingDeps | None = None
+) -> list[store.EventRecord]:
     if not user.roles & OFFICIALS:
         raise Problem(403, "role-forbidden", "Role not allowed", "Only officials and auditors read timelines.")
     records = await store.timeline(session=tx.session, dossier_code=code, by_time=by_time)
-    if not records or not domain.token_covers(user.units, domain.parse_scope(records[0].unit)):
+    if not records or not await _covers_dossier(tx, code, records[0].unit, deps=deps, user=user):
         raise NotFound("dossier timeline", code)
     return records
 
 
-async def timeline(tx: UnitOfWork, code: str, *, user: Principal) -> list[store.EventRecord]:
-    """A dossier's events in the order they happened, if the caller's token covers its unit."""
-    return await _visible_timeline(tx, code, user=user, by_time=True)
+async def timeline(tx: UnitOfWork, code: str, *, deps: ReportingDeps | None = None, user: Principal) -> list[store.EventRecord]:
+    """A dossier's events in the order they happened, if the caller's token covers its processing or receiving unit."""
+    return await _visible_timeline(tx, code, user=user, by_time=True, deps=deps)
 
 
-async def verify(tx: UnitOfWork, code: str, *, user: Principal) -> dict[str, Any]:
+async def verify(tx: UnitOfWork, code: str, *, deps: ReportingDeps | None = None, user: Principal) -> dict[str, Any]:
     """Whether a dossier's hash chain is intact: the events, the first broken link and the head."""
-    records = await _visible_timeline(tx, code, user=user, by_time=False)
+    records = await _visible_timeline(tx, code, user=user, by_time=False, deps=deps)
     links = [
         (
             domain.ChainLink(
@@ -425,6 +552,12 @@ async def verify(tx: UnitOfWork, code: str, *, user: Principal) -> dict[str, Any
 
 
 def subscriptions(deps: ReportingDeps) -> Subscription:
-    """Reporting listens to every dossier event of every producer (calendar facts have no dossier stream)."""
+    """Reporting listens to every dossier event of every producer (calendar facts have no dossier stream), and to
+    intake's facts of the law in force: rule set versions, declared units, merges."""
     handler = partial(on_dossier_event, deps=deps)
-    return Subscription(producers=PRODUCERS, handlers={model: handler for model in dossier_events()})
+    law = {
+        RulesPublished: partial(on_rules_published, deps=deps),
+        UnitsDeclared: partial(on_units_declared, deps=deps),
+        UnitMerged: partial(on_unit_merged, deps=deps),
+    }
+    return Subscription(producers=PRODUCERS, handlers={**{model: handler for model in dossier_events()}, **law})

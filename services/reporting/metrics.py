@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from prometheus_client import Gauge
 
 from services.reporting import domain
-from services.reporting.domain import ReportRules
+from services.reporting.domain import Horizons, ReportRules
 from shared.clock import VN_TZ
 from shared.db import Database
 from shared.sweep import PeriodicSweep
@@ -88,22 +88,23 @@ class UnitFigures:
     near_due: int = 0
 
 
-def horizon_at(now: datetime, rules: ReportRules) -> datetime:
+def horizon_at(now: datetime, rules: ReportRules, horizons: Horizons | None = None) -> datetime:
     """The near-due horizon of the scrape instant: the summary's horizon for a period ending tonight (working days),
-    or ``threshold`` office hours from now (working hours)."""
+    or ``threshold`` office hours from now (working hours), in the national office hours in force today."""
+    calendar = (horizons or Horizons(rules)).calendar(now.astimezone(VN_TZ).date())
     if rules.near_due_unit == "working_hours":
-        return domain.near_due_horizon(now, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
+        return domain.near_due_horizon(now, rules.near_due_threshold, rules.near_due_unit, calendar)
     tonight = datetime.combine(now.astimezone(VN_TZ).date() + timedelta(days=1), time(0), tzinfo=VN_TZ)
-    return domain.near_due_horizon(tonight, rules.near_due_threshold, rules.near_due_unit, rules.calendar)
+    return domain.near_due_horizon(tonight, rules.near_due_threshold, rules.near_due_unit, calendar)
 
 
-async def unit_figures(db: Database, rules: ReportRules) -> dict[str, UnitFigures]:
+async def unit_figures(db: Database, rules: ReportRules, horizons: Horizons | None = None) -> dict[str, UnitFigures]:
     """Every active unit's figures now (by the service's clock)."""
     now = db.clock.now()
     today: date = now.astimezone(VN_TZ).date()
     figures: dict[str, dict[str, int]] = {}
     async with db.reading() as tx:
-        pending = await tx.session.execute(_PENDING_SQL, {"now": now, "horizon": horizon_at(now, rules)})
+        pending = await tx.session.execute(_PENDING_SQL, {"now": now, "horizon": horizon_at(now, rules, horizons)})
         for row in pending.mappings():
             figures.setdefault(row["unit"], {}).update(pending=row["pending"], overdue=row["overdue"], near_due=row["near_due"])
         received = await tx.session.execute(_RECEIVED_SQL, {"today": today, "first": today.replace(day=1)})
@@ -129,15 +130,16 @@ class BusinessGauges(PeriodicSweep):
 
     name = "business gauges"
 
-    def __init__(self, db: Database, rules: ReportRules, *, interval: float) -> None:
+    def __init__(self, db: Database, rules: ReportRules, horizons: Horizons | None = None, *, interval: float) -> None:
         super().__init__(interval=interval, batch=1)
         self.db = db
         self.rules = rules
+        self.horizons = horizons
 
     async def sweep_once(self) -> int:
         """One refresh; 0, so the loop waits ``interval`` before the next."""
         started = clock_time.perf_counter()
-        figures = await unit_figures(self.db, self.rules)
+        figures = await unit_figures(self.db, self.rules, self.horizons)
         publish(figures)
         REFRESH_DURATION.set(clock_time.perf_counter() - started)
         REFRESHED.set(clock_time.time())

@@ -46,6 +46,14 @@ class BreakdownRow(ReportCounts):  # type: ignore[misc, valid-type]
     rates: dict[str, RatePublic]
 
 
+class AgencyLateSteps(BaseModel):
+    """The inter-agency steps an agency returned after their own deadline in the period (blamed on it), and their dossiers."""
+
+    agency: str
+    late_steps: int
+    dossiers: int
+
+
 class BreakdownPeriod(BaseModel):
     """One period of a breakdown."""
 
@@ -54,6 +62,7 @@ class BreakdownPeriod(BaseModel):
     to: date
     rows: list[BreakdownRow]
     total: BreakdownRow
+    late_steps: list[AgencyLateSteps] = Field(default_factory=list, description="late inter-agency steps per agency")
 
 
 class BreakdownPublic(BaseModel):
@@ -88,6 +97,7 @@ class LateDossier(BaseModel):
     apology_timely: bool | None
     new_appointment_at: datetime | None
     explained: bool
+    late_step_agencies: list[str] = Field(default_factory=list, description="the agencies its late inter-agency steps are blamed on")
 
 
 class LatePublic(BaseModel):
@@ -99,6 +109,7 @@ class LatePublic(BaseModel):
     to: date
     data: list[LateDossier]
     count: int
+    late_steps: list[AgencyLateSteps] = Field(default_factory=list, description="late inter-agency steps per agency in the period")
 
 
 class IndicatorPublic(BaseModel):
@@ -150,6 +161,7 @@ class Index766Public(BaseModel):
     unit: str
     scope: str
     month: str
+    rules: str | None = Field(default=None, description="the rule set whose points score it: in force on the month's last day")
     indicators: list[IndicatorPublic] = Field(description="the indicators computed here")
     not_computable: list[NotComputable] = Field(description="the others, with the reason")
     total: float = Field(description="the points earned")

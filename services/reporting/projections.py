@@ -71,6 +71,7 @@ async def _save(session: AsyncSession, code: str, folded: domain.Folded) -> None
     await store.save_fact(session=session, fact=folded.fact)
     await store.add_deadlines(session=session, code=code, changes=folded.deadlines)
     await store.apply_feedback(session=session, code=code, unit=folded.fact.unit, changes=folded.feedback)
+    await store.add_late_steps(session=session, code=code, steps=folded.late_steps)
 
 
 async def count_rollup(session: AsyncSession, horizons: domain.Horizons, *, through: date) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import time
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from services.reporting.domain import DEFAULT_766, DEFAULT_BANDS
+from services.reporting.domain import DEFAULT_BANDS
 from services.reporting.dvcqg import SyncMapping
 from shared.settings import ServiceSettings
 
@@ -38,9 +37,9 @@ class ReportingSettings(ServiceSettings):
 
     service: ClassVar[str] = "reporting"
     port: int = 8005
-    # The office's working hours (the same calendar as intake's and workflow's): used for "near due".
-    office_opens: time = time(7, 30)
-    office_closes: time = time(17, 0)
+    # The rule book and the unit registry (intake's facts, kept in this database) are read at most this often; a
+    # version published or a unit declared reaches every replica within it.
+    law_cache_seconds: float = Field(default=10, gt=0)
     # A running dossier is "near due" (sắp đến hạn) at the end of a period when its deadline falls within this many
     # working days (or office hours) after it [I: DOMAIN §8.2 "e.g. ≤1 WD"].
     near_due_threshold: float = Field(default=1, ge=0)
@@ -50,9 +49,6 @@ class ReportingSettings(ServiceSettings):
     # A unit without one is shown by its code.
     unit_names: dict[str, str] = Field(default_factory=dict, description='JSON, e.g. {"000.00.12.H56": "UBND PHƯỜNG BẾN NGHÉ"}')
     plan_targets: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PLAN_TARGETS))
-    # The 766 index [I/L]: per indicator code, any of max_points, full_at (rate for full points), empty
-    # ("zero" | "full" | "na": the score when nothing is measured). Unset codes keep DOMAIN §4.2's values.
-    index766_indicators: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # How often the per-unit business gauges of /metrics (received, pending, overdue, near due) are recomputed.
     metrics_refresh_seconds: float = Field(default=30, gt=0)
     # Rating bands of the 766 score out of 100: [[floor, name], …] [S: ≥90 Xuất sắc, <50 Yếu; I: 80/70/50].
@@ -91,17 +87,8 @@ class ReportingSettings(ServiceSettings):
     dvcqg_max_refusals: int = Field(default=10, ge=1)
 
     @model_validator(mode="after")
-    def _known_indicators(self) -> ReportingSettings:
-        unknown = sorted(set(self.index766_indicators) - set(DEFAULT_766))
-        if unknown:
-            raise ValueError(f"REPORTING_INDEX766_INDICATORS names unknown indicators: {unknown}")
-        allowed = {"max_points", "full_at", "empty", "name"}
-        for code, spec in self.index766_indicators.items():
-            if extra := set(spec) - allowed:
-                raise ValueError(f"REPORTING_INDEX766_INDICATORS[{code}]: unknown keys {sorted(extra)}")
+    def _coherent(self) -> ReportingSettings:
         SyncMapping.of(self.dvcqg_mapping)  # an unknown key is refused at start-up
         if self.dvcqg_lease_seconds <= 3 * self.dvcqg_timeout_seconds:  # an attempt: up to a login, a lookup and a push
             raise ValueError("REPORTING_DVCQG_LEASE_SECONDS must exceed three times REPORTING_DVCQG_TIMEOUT_SECONDS")
-        if not self.office_opens < self.office_closes:
-            raise ValueError("REPORTING_OFFICE_OPENS must be before REPORTING_OFFICE_CLOSES")
         return self

@@ -107,7 +107,10 @@ class DossierFact(SQLModel, table=True):
     feedback_at: datetime | None = _ts()
     last_activity_at: datetime | None = _ts()
     clock_since: datetime | None = _ts()
+    rules: str | None = Field(default=None, max_length=64)
+    applicant_name: str | None = None
     scope_key: str = ""
+    receiving_scope_key: str = ""
 
 
 class DossierDeadline(SQLModel, table=True):
@@ -138,7 +141,20 @@ class FeedbackFact(SQLModel, table=True):
     timeliness: str | None = None
 
 
-PROJECTIONS = ("dossier_facts", "dossier_deadlines", "feedback_facts", "report_rollup", "report_rollup_groups", "report_rollup_months")
+class LateStepRow(SQLModel, table=True):
+    """An inter-agency step of a dossier that came back after its own deadline, blamed on the agency that held it."""
+
+    __tablename__ = "dossier_late_steps"
+
+    code: str = Field(primary_key=True, max_length=64)
+    agency: str = Field(primary_key=True, max_length=300)
+    returned_at: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    step_no: int | None = None
+    due_at: datetime | None = _ts()
+
+
+PROJECTIONS = ("dossier_facts", "dossier_deadlines", "feedback_facts", "report_rollup", "report_rollup_groups", "report_rollup_months",
+               "dossier_late_steps")  # fmt: skip
 _FACT_FIELDS = tuple(f.name for f in fields(domain.Fact))
 
 
@@ -176,7 +192,7 @@ async def timeline(*, session: AsyncSession, dossier_code: str, by_time: bool = 
 
 
 _GET_FACT = sa.select(DossierFact.__table__).where(DossierFact.__table__.c.code == sa.bindparam("code"))
-_SAVED_COLUMNS = (*_FACT_FIELDS, "scope_key")
+_SAVED_COLUMNS = (*_FACT_FIELDS, "scope_key", "receiving_scope_key")
 _FEEDBACK_COLUMNS = ("feedback_id", "code", "unit", "province", "scope_key", "received_at", "due_at", "answered_at", "timeliness")
 
 
@@ -211,7 +227,21 @@ async def get_fact(*, session: AsyncSession, code: str) -> domain.Fact | None:
 
 async def save_fact(*, session: AsyncSession, fact: domain.Fact) -> None:
     """Write the dossier's facts (insert or replace)."""
-    await session.execute(_SAVE_FACT, asdict(fact) | {"scope_key": domain.scope_key(fact.unit)})
+    keys = {"scope_key": domain.scope_key(fact.unit), "receiving_scope_key": domain.scope_key(fact.one_stop)}
+    await session.execute(_SAVE_FACT, asdict(fact) | keys)
+
+
+_ADD_LATE_STEP = insert(LateStepRow.__table__).values(
+    code=sa.bindparam("code"), agency=sa.bindparam("agency"), returned_at=sa.bindparam("returned_at"),
+    step_no=sa.bindparam("step_no"), due_at=sa.bindparam("due_at"),
+).on_conflict_do_nothing()  # fmt: skip
+
+
+async def add_late_steps(*, session: AsyncSession, code: str, steps: Iterable[domain.LateStep]) -> None:
+    """Record the dossier's late inter-agency steps (a redelivered one changes nothing)."""
+    rows = [{"code": code, "agency": s.agency, "returned_at": s.returned_at, "step_no": s.step_no, "due_at": s.due_at} for s in steps]
+    if rows:
+        await session.execute(_ADD_LATE_STEP, rows)
 
 
 async def add_deadlines(*, session: AsyncSession, code: str, changes: Iterable[domain.DeadlineChange]) -> None:
@@ -277,11 +307,29 @@ _DIMENSIONS: dict[str, tuple[str, str]] = {
 
 
 def _scope(scope: domain.Scope, alias: str) -> tuple[str, dict[str, Any]]:
+    """The rows of a scope. By the receiving unit only on ``dossier_facts`` (alias ``f``); every other table (the
+    roll-up, feedback, syncs) knows the processing unit only."""
+    receiving = scope.attribution == "receiving" and alias == "f"
+    if scope.units is not None:  # the registry's units: the province index stays usable, the unit is in the set
+        provinces, units = sorted(scope.provinces or {scope.province}), sorted(scope.units)
+        if len(provinces) == 1:  # one value: an equality, the plan of a code pattern's scope
+            clause, params = f"{alias}.province = :province", {"province": provinces[0]}
+        else:
+            clause, params = f"{alias}.province = ANY(:provinces)", {"provinces": provinces}
+        column = "receiving_scope_key" if receiving else "unit"
+        values = [domain.scope_key(u) for u in units] if receiving else units
+        if len(values) == 1:
+            return f"{clause} AND {alias}.{column} = :units", params | {"units": values[0]}
+        return f"{clause} AND {alias}.{column} = ANY(:units)", params | {"units": values}
     clause, params = f"{alias}.province = :province", {"province": scope.province}
+    key = "receiving_scope_key" if receiving else "scope_key"
     if scope.unit is not None:
-        clause, params["unit"] = clause + f" AND {alias}.unit = :unit", scope.unit
+        if receiving:
+            clause, params["unit_key"] = clause + f" AND {alias}.{key} = :unit_key", domain.scope_key(scope.unit)
+        else:
+            clause, params["unit"] = clause + f" AND {alias}.unit = :unit", scope.unit
     elif scope.pattern is not None:
-        clause, params["pattern"] = clause + f" AND {alias}.scope_key LIKE :pattern", scope.pattern
+        clause, params["pattern"] = clause + f" AND {alias}.{key} LIKE :pattern", scope.pattern
     return clause, params
 
 
@@ -412,6 +460,7 @@ async def report_counts(
     the open dossiers idle since before the month; any other period counts the dossiers' own rows.
     """
     month = domain.whole_month(period)
+    rollup = rollup and scope.attribution == "processing"  # the roll-up is kept by processing unit
     if rollup and month is not None and await rollup_usable(session=session, month=month, horizon=horizon):
         rolled = await rolled_through(session=session)
         return await _rollup_counts(
@@ -767,11 +816,13 @@ async def feedback_counts(*, session: AsyncSession, scope: domain.Scope, period:
 
 async def processing_times(
     *, session: AsyncSession, scope: domain.Scope, period: domain.Period
-) -> list[tuple[str, str, datetime, datetime]]:
-    """(procedure code, name, received, result ready) of dossiers received in the period with a result by its end."""
+) -> list[tuple[str, str, datetime, datetime, str | None, str]]:
+    """(procedure code, name, received, result ready, rules ref, province) of dossiers received in the period with a
+    result by its end."""
     where, params = _scope(scope, "f")
     sql = f"""
-    SELECT coalesce(f.procedure_code, ''), coalesce(f.procedure_name, ''), f.received_at, f.result_at FROM dossier_facts f
+    SELECT coalesce(f.procedure_code, ''), coalesce(f.procedure_name, ''), f.received_at, f.result_at, f.rules, f.province
+    FROM dossier_facts f
     WHERE {where} AND f.received_at >= :start AND f.received_at < :end AND f.result_at < :end
     ORDER BY f.procedure_code"""
     rows = await session.execute(sa.text(sql), {**params, "start": period.start, "end": period.end})
@@ -1069,3 +1120,49 @@ async def replay_sync(*, session: AsyncSession, sync_id: int, now: datetime, act
         row.replayed_at, row.replayed_by = now, actor
         session.add(row)
     return row
+
+
+# ---- late inter-agency steps and the register ----------------------------------------------------------------------
+
+
+async def late_steps_by_agency(
+    *, session: AsyncSession, scope: domain.Scope, period: domain.Period, field: str | None = None, procedure: str | None = None
+) -> list[dict[str, Any]]:
+    """Per agency, the late inter-agency steps that came back in the period of the scope's dossiers, and their dossiers."""
+    where, params = _filters(scope, field, procedure)
+    sql = f"""
+    SELECT s.agency, count(*) AS late_steps, count(DISTINCT s.code) AS dossiers
+    FROM dossier_late_steps s JOIN dossier_facts f ON f.code = s.code
+    WHERE {where} AND s.returned_at >= :start AND s.returned_at < :end
+    GROUP BY s.agency ORDER BY count(*) DESC, s.agency"""
+    rows = await session.execute(sa.text(sql), {**params, "start": period.start, "end": period.end})
+    return [dict(r) for r in rows.mappings().all()]
+
+
+async def late_step_agencies(*, session: AsyncSession, codes: list[str], end: datetime) -> dict[str, list[str]]:
+    """The agencies each dossier's late steps were blamed on (returned before ``end``), in the order they came back."""
+    if not codes:
+        return {}
+    sql = sa.text(
+        "SELECT code, agency FROM dossier_late_steps WHERE code = ANY(:codes) AND returned_at < :end ORDER BY code, returned_at"
+    )
+    out: dict[str, list[str]] = {}
+    for code, agency in (await session.execute(sql, {"codes": codes, "end": end})).all():
+        out.setdefault(code, []).append(agency)
+    return out
+
+
+async def register_rows(*, session: AsyncSession, scope: domain.Scope, period: domain.Period) -> list[dict[str, Any]]:
+    """Every dossier of the scope received or returned in the period (the register, Form 07), by reception."""
+    where, params = _scope(scope, "f")
+    sql = f"""
+    SELECT f.code, f.unit, f.receiving_unit, f.procedure_code, f.procedure_name, f.applicant_name, f.received_at,
+           f.due_at_original, f.due_at, f.paused, f.result_at, f.closed_at, f.close_kind, f.close_timeliness, f.returned_at,
+           f.return_channel, f.late_at, f.rules, f.province, f.supplement_count,
+           EXISTS (SELECT 1 FROM dossier_late_steps s WHERE s.code = f.code AND s.returned_at < :end) AS late_step
+    FROM dossier_facts f
+    WHERE {where} AND f.received_at IS NOT NULL
+      AND ((f.received_at >= :start AND f.received_at < :end) OR (f.returned_at >= :start AND f.returned_at < :end))
+    ORDER BY f.received_at, f.code"""
+    rows = await session.execute(sa.text(sql), {**params, "start": period.start, "end": period.end})
+    return [dict(r) for r in rows.mappings().all()]

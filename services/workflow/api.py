@@ -435,12 +435,12 @@ async def form_02(code: str, deps: Deps, user: Official) -> Response:
     response_class=Response,
     responses=_PDF,
     tags=["forms"],
-    summary="Form 04: apology and new appointment (PDF)",
+    summary="Form 04: the apology and the new date, in the dossier's version (PDF)",
 )
 async def form_04(code: str, deps: Deps, user: Official) -> Response:
     async with deps.db.reading() as tx:
         form = await handlers.apology_form(tx, code, deps=deps, user=user)
-    return await _pdf(printing.render_apology, form, f"{code}-mau-04.pdf")
+    return await _pdf(printing.render_apology, form, f"{code}-mau-{form.number}.pdf")
 
 
 @router.get(
@@ -448,9 +448,25 @@ async def form_04(code: str, deps: Deps, user: Official) -> Response:
     response_class=Response,
     responses=_PDF,
     tags=["forms"],
-    summary="Form 05: the tracking slip of every hand-over (PDF)",
+    summary="The control slip of every hand-over (PDF): Form 05, or 06 under Circular 03/2025",
 )
 async def form_05(code: str, deps: Deps, user: Official) -> Response:
     async with deps.db.reading() as tx:
         form = await handlers.control_slip_form(tx, code, deps=deps, user=user)
-    return await _pdf(printing.render_control_slip, form, f"{code}-mau-05.pdf")
+    return await _pdf(printing.render_control_slip, form, f"{code}-mau-{form.number}.pdf")
+
+
+@router.get(
+    "/cases/{code}/forms/stop-notice",
+    response_class=Response,
+    responses={
+        **_PDF,
+        404: {"description": "the case was not stopped, or its rules (before Circular 03/2025) have no stop notice"},
+    },
+    tags=["forms"],
+    summary="The stop notice of a stopped case (PDF): Form 05 of Circular 03/2025",
+)
+async def stop_notice(code: str, deps: Deps, user: Official) -> Response:
+    async with deps.db.reading() as tx:
+        form = await handlers.stop_notice_form(tx, code, deps=deps, user=user)
+    return await _pdf(printing.render_stop_notice, form, f"{code}-mau-{form.number}.pdf")

@@ -1,4 +1,5 @@
-"""What workflow's use cases need besides their input: the settings, the office's calendar, the applicant's links."""
+"""What workflow's use cases need besides their input: the settings, the national calendar, the law in force, the
+applicant's links."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.workflow.settings import WorkflowSettings
 from shared.calendar import WorkingCalendar
 from shared.clock import Clock
 from shared.db import Database
+from shared.lawstore import LawCache
 from shared.pages import CsrfGuard, Pages
 from shared.service import ServiceDeps, get_deps
 
@@ -24,8 +26,11 @@ class WorkflowDeps(ServiceDeps):
     """Built once per process (``create_app``); ``db`` and ``clock`` come from ``ServiceDeps``."""
 
     settings: WorkflowSettings
-    # The national calendar in the office's hours; a province's declared days are added per use (``calendars``).
+    # The national calendar's working days; a province's declared days and the office hours of the case's rules are
+    # added per use (``calendars``).
     calendar: WorkingCalendar
+    # The rule book and the unit registry (copies of intake's), cached for ``WORKFLOW_LAW_CACHE_SECONDS``.
+    law: LawCache
     # What notifications, forms and the applicant's signed links need: the office's names, base URL and link secret.
     render_context: RenderContext
     # The applicant's page (pages.py): its templates, and the tokens of its rating and feedback forms.
@@ -39,9 +44,8 @@ class WorkflowDeps(ServiceDeps):
             db=db,
             clock=clock,
             settings=settings,
-            calendar=WorkingCalendar(
-                start_of_day=settings.office_opens, end_of_day=settings.office_closes, cutoff=settings.same_day_cutoff
-            ),
+            calendar=WorkingCalendar(),
+            law=LawCache(settings.law_cache_seconds),
             render_context=RenderContext(
                 public_base_url=settings.public_base_url,
                 rating_link_secret=settings.rating_link_secret,

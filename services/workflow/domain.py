@@ -11,6 +11,10 @@ Three deadlines live on a case (DOMAIN §2.1 rules 5 and 7):
   lawful supplement pause (the clock stops at the request and resumes with the working days left);
 - ``due_at_rescheduled``: the new date of an apology (Form 04), shown to the applicant and never
   used to judge timeliness, so an apology cannot turn a late dossier into an on-time one.
+
+What the law leaves to its rule set (``shared.rules``: the version recorded at reception) comes in as
+arguments: the calendar in the rules' office hours, how many supplement requests are lawful and what a
+supplement does to the clock, the apology's lead time and how often it may re-set the appointment.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from shared.events import (
     CaseClockResumed,
     CaseDeadlineWarning,
     CaseDelayExplained,
+    CaseHandedOver,
     CaseOverdue,
     CasePaymentAwaited,
     CaseRejected,
@@ -54,6 +59,7 @@ from shared.events import (
 from shared.status import NationalStatus
 
 ReturnChannel = Literal["counter", "postal", "online"]
+SupplementPolicy = Literal["pause", "restart"]
 
 
 class CaseStatus(StrEnum):
@@ -214,6 +220,12 @@ class CaseState:
     holder_officer: str | None = None
     transfer_agency: str | None = None
     transfer_step_due_at: datetime | None = None
+    transfer_step_no: int | None = None
+    rules: str | None = None
+    step_plan: list[dict[str, Any]] | None = None
+    planned_steps_sent: int = 0
+    late_step_agency: str | None = None
+    apology_count: int = 0
     supplement_count: int = 0
     paused_at: datetime | None = None
     remaining_working_days: int | None = None
@@ -266,6 +278,9 @@ class HandOver:
     note: str | None = None
     kind: str = "handover"
     final: bool = False  # the receiver is the applicant: the row is complete at once
+    step_no: int | None = None  # an inter-agency step: its place in the catalog's plan
+    planned_days: int | None = None
+    adjusted_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -311,15 +326,20 @@ def _home_holder(state: CaseState) -> tuple[str, str | None]:
 
 
 def _late_changes(state: CaseState, *, reason: str, at: datetime) -> dict[str, Any]:
-    """Mark the case late once, with who held it at that moment (the accountability list, DOMAIN §8.3)."""
+    """Mark the case late once, with who answers for it (the accountability list, DOMAIN §8.3): the agency whose
+    inter-agency step came back late, else whoever held the case at that moment."""
     if state.is_late:
         return {}
+    if state.late_step_agency:
+        holder_unit, holder_officer = state.late_step_agency, None
+    else:
+        holder_unit, holder_officer = state.holder_unit or state.home_unit, state.holder_officer
     return {
         "is_late": True,
         "late_reason": reason,
         "late_at": at,
-        "late_holder_unit": state.holder_unit or state.home_unit,
-        "late_holder_officer": state.holder_officer,
+        "late_holder_unit": holder_unit,
+        "late_holder_officer": holder_officer,
     }
 
 
@@ -383,17 +403,24 @@ def assign(
 
 
 def request_supplement(
-    state: CaseState, *, reason: str, items: list[str], by: str, now: datetime, cal: WorkingCalendar
+    state: CaseState,
+    *,
+    reason: str,
+    items: list[str],
+    by: str,
+    now: datetime,
+    cal: WorkingCalendar,
+    max_requests: int = 1,
 ) -> Decision:
     """Form 02 from appraisal: the clock pauses with the working days left (DOMAIN §1.5.2, §2.1.5).
 
-    At most one request is lawful; a second one is recorded but marks the dossier late
-    (766 indicator 2.1). A request made after the deadline also finds the dossier late.
+    The rules allow ``max_requests`` requests (one under both shipped regimes); one more is recorded but
+    marks the dossier late (766 indicator 2.1). A request made after the deadline also finds the dossier late.
     """
     require(state, Action.REQUEST_SUPPLEMENT)
     number = state.supplement_count + 1
     remaining = remaining_working_days(now, state.due_at, cal) if state.due_at else None
-    late_reason = "second_supplement" if number > 1 else ("overdue" if state.due_at and now > state.due_at else None)
+    late_reason = "second_supplement" if number > max_requests else ("overdue" if state.due_at and now > state.due_at else None)
     changes: dict[str, Any] = {
         "status": CaseStatus.SUPPLEMENT_REQUESTED.value,
         "supplement_count": number,
@@ -421,15 +448,33 @@ def request_supplement(
     return Decision(changes, (step,), (event,))
 
 
-def receive_supplement(state: CaseState, *, supplemented_at: datetime, now: datetime, cal: WorkingCalendar) -> Decision:
-    """The additions arrived: the clock resumes with the days left; the resume day is not counted."""
+def full_working_days(state: CaseState, cal: WorkingCalendar) -> int | None:
+    """The case's whole processing time in working days: from the day its clock started to the receipt's appointment."""
+    if state.due_at_original is None:
+        return None
+    start = cal.open_instant(state.received_at).date()
+    return cal.working_days_between(start, cal.local(state.due_at_original).date())
+
+
+def receive_supplement(
+    state: CaseState,
+    *,
+    supplemented_at: datetime,
+    now: datetime,
+    cal: WorkingCalendar,
+    supplement: SupplementPolicy = "pause",
+) -> Decision:
+    """The additions arrived: the clock resumes; the resume day is not counted.
+
+    ``pause`` (the rules' supplement policy): with the working days that were left when it paused;
+    ``restart``: with the case's whole processing time again, counted from the supplement.
+    """
     require(state, Action.RECEIVE_SUPPLEMENT)
     resumed = max(supplemented_at, state.paused_at) if state.paused_at else supplemented_at
-    new_due = (
-        resume_due_at(resumed, state.remaining_working_days, cal)
-        if state.remaining_working_days is not None
-        else state.due_at
-    )
+    days = state.remaining_working_days
+    if supplement == "restart":
+        days = full_working_days(state, cal) if state.due_at_original is not None else days
+    new_due = resume_due_at(resumed, days, cal) if days is not None else state.due_at
     unit, officer = _home_holder(state)
     changes: dict[str, Any] = {
         "status": CaseStatus.IN_PROGRESS.value,
@@ -446,7 +491,7 @@ def receive_supplement(state: CaseState, *, supplemented_at: datetime, now: date
         **_base(state, now),
         supplemented_at=resumed,
         due_at=new_due,
-        remaining_working_days=state.remaining_working_days,
+        remaining_working_days=days,
     )
     return Decision(changes, (step,), (event,))
 
@@ -472,55 +517,151 @@ def classify_result(finished_at: datetime, state: CaseState) -> Classification:
 # ---- inter-agency steps ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """The next inter-agency step of the catalog's plan (``lien_thong_steps``): its number, agency and share of time."""
+
+    number: int
+    agency: str
+    amount: int
+    unit: TimeUnit = TimeUnit.WORKING_DAY
+
+    @property
+    def limit(self) -> TimeLimit:
+        """The step's time limit (counted from the hand-over, no same-day cut-off)."""
+        return TimeLimit(self.amount, self.unit, cutoff_rule=False)
+
+
+def next_planned_step(state: CaseState) -> PlannedStep | None:
+    """The plan's next step not sent yet, or None (no plan, or every planned step went out)."""
+    plan = state.step_plan or []
+    if state.planned_steps_sent >= len(plan):
+        return None
+    step = plan[state.planned_steps_sent]
+    return PlannedStep(
+        number=state.planned_steps_sent + 1,
+        agency=str(step["agency"]),
+        amount=int(step["amount"]),
+        unit=TimeUnit(step.get("unit") or TimeUnit.WORKING_DAY),
+    )
+
+
 def transfer(
     state: CaseState,
     *,
-    to_agency: str,
-    step_days: int,
+    to_agency: str | None,
+    step_days: int | None,
     to_officer: str | None,
     note: str | None,
     by: str,
     now: datetime,
     cal: WorkingCalendar,
+    adjusted_reason: str | None = None,
 ) -> Decision:
-    """Liên thông: the case goes to another agency with its own share of the time (DOMAIN §1.5.6)."""
+    """Liên thông: the case goes to another agency with its own share of the time (DOMAIN §1.5.6).
+
+    With a step plan from the catalog, the next planned step is taken: its agency and time unless the officer
+    names others, which needs a reason (``adjusted_reason``). Without a plan, or once every planned step went out,
+    the officer names the agency and the working days.
+    """
     require(state, Action.TRANSFER)
-    if step_days < 1:
+    planned = next_planned_step(state)
+    adjusted: str | None = None
+    if planned is None:
+        if to_agency is None:
+            raise InvalidInput("to_agency", "the procedure has no planned inter-agency step left: name the agency")
+        if step_days is None:
+            raise InvalidInput("step_days", "the procedure has no planned inter-agency step left: name the step's working days")
+        agency, limit = to_agency, TimeLimit(step_days, TimeUnit.WORKING_DAY, cutoff_rule=False)
+    else:
+        changed = []
+        if to_agency is not None and to_agency != planned.agency:
+            changed.append("to_agency")
+        if step_days is not None and (planned.unit != TimeUnit.WORKING_DAY or step_days != planned.amount):
+            changed.append("step_days")
+        reason = (adjusted_reason or "").strip()
+        if changed and not reason:
+            raise InvalidInput(
+                "adjusted_reason",
+                f"step {planned.number} of the procedure's plan is {planned.agency!r} in {planned.amount} "
+                f"{planned.unit.value.lower().replace('_', ' ')}(s); changing {' and '.join(changed)} needs a reason",
+            )
+        adjusted = reason if changed else None
+        agency = to_agency if to_agency is not None else planned.agency
+        limit = TimeLimit(step_days, TimeUnit.WORKING_DAY, cutoff_rule=False) if step_days is not None else planned.limit
+    if limit.amount < 1 and limit.unit != TimeUnit.SAME_DAY:
         raise InvalidInput("step_days", "a step takes at least one working day")
-    if to_agency in {state.home_unit, state.transfer_agency}:
+    if agency in {state.home_unit, state.transfer_agency}:
         raise InvalidInput("to_agency", "the case is already with this agency")
-    step_due = due_at(now, TimeLimit(step_days, TimeUnit.WORKING_DAY, cutoff_rule=False), cal)
+    step_due = due_at(now, limit, cal)
     if state.due_at and step_due > state.due_at and not is_late_now(state, now):
         raise InvalidInput(
             "step_days",
             f"the step would end {step_due.isoformat()}, after the case's deadline {state.due_at.isoformat()}",
         )
-    changes = {
+    step_no = planned.number if planned is not None else None
+    days = limit.amount if limit.unit == TimeUnit.WORKING_DAY else None
+    changes: dict[str, Any] = {
         "status": CaseStatus.TRANSFERRED.value,
-        "transfer_agency": to_agency,
+        "transfer_agency": agency,
         "transfer_step_due_at": step_due,
-        **_holder_changes(to_agency, to_officer),
+        "transfer_step_no": step_no,
+        **_holder_changes(agency, to_officer),
     }
-    step = HandOver(state.holder_unit, state.holder_officer or by, to_agency, to_officer, step_due, note, kind="transfer")
+    if step_no is not None:
+        changes["planned_steps_sent"] = step_no
+    step = HandOver(
+        state.holder_unit,
+        state.holder_officer or by,
+        agency,
+        to_officer,
+        step_due,
+        note,
+        kind="transfer",
+        step_no=step_no,
+        planned_days=planned.amount if planned is not None else None,
+        adjusted_reason=adjusted,
+    )
     event = CaseTransferred(
-        **_base(state, now), to_agency=to_agency, step_due_at=step_due, step_days=step_days, from_unit=state.home_unit
+        **_base(state, now),
+        to_agency=agency,
+        step_due_at=step_due,
+        step_days=days,
+        from_unit=state.home_unit,
+        step_no=step_no,
+        adjusted_reason=adjusted,
     )
     return Decision(changes, (step,), (event,))
 
 
 def return_transfer(state: CaseState, *, by: str, note: str | None, now: datetime) -> Decision:
-    """The other agency handed its part back; its step was on time or late against its own deadline."""
+    """The other agency handed its part back; its step was on time or late against its own deadline.
+
+    A late step is the agency's to answer for: it is remembered (``late_step_agency``), so that when the dossier
+    goes late, now or later, the accountability list names that agency rather than whoever holds the case then.
+    """
     require(state, Action.RETURN_TRANSFER)
     step_late = state.transfer_step_due_at is not None and now > state.transfer_step_due_at
     unit, officer = _home_holder(state)
-    changes = {
+    changes: dict[str, Any] = {
         "status": CaseStatus.IN_PROGRESS.value,
         "transfer_agency": None,
         "transfer_step_due_at": None,
+        "transfer_step_no": None,
         **_holder_changes(unit, officer),
     }
+    if step_late and state.transfer_agency and not state.late_step_agency:
+        changes["late_step_agency"] = state.transfer_agency
+        if is_late_now(state, now):
+            changes |= _late_changes(replace(state, late_step_agency=state.transfer_agency), reason="step_late", at=now)
     step = HandOver(state.transfer_agency, state.holder_officer or by, unit, officer, state.due_at, note, kind="transfer_return")
-    event = CaseTransferReturned(**_base(state, now), from_agency=state.transfer_agency or "", step_late=step_late)
+    event = CaseTransferReturned(
+        **_base(state, now),
+        from_agency=state.transfer_agency or "",
+        step_late=step_late,
+        step_due_at=state.transfer_step_due_at,
+        step_no=state.transfer_step_no,
+    )
     return Decision(changes, (step,), (event,))
 
 
@@ -699,9 +840,12 @@ def on_the_spot(
 # ---- apology and explanation -------------------------------------------------------------------
 
 
-def apology_is_timely(now: datetime, deadline: datetime, cal: WorkingCalendar) -> bool:
-    """Form 04 is due no later than one working day before the deadline (DOMAIN §1.5.5)."""
-    return remaining_working_days(now, deadline, cal) >= 1
+def apology_is_timely(now: datetime, deadline: datetime, cal: WorkingCalendar, lead_working_days: int = 1) -> bool:
+    """Form 04 is due no later than ``lead_working_days`` before the deadline (the rules' apology lead time; one
+    working day under both shipped regimes, DOMAIN §1.5.5); with no lead time, by the deadline itself."""
+    if lead_working_days <= 0:
+        return now <= deadline
+    return remaining_working_days(now, deadline, cal) >= lead_working_days
 
 
 def issue_apology(
@@ -712,24 +856,31 @@ def issue_apology(
     by: str,
     now: datetime,
     cal: WorkingCalendar,
+    lead_working_days: int = 1,
+    max_reschedules: int = 1,
 ) -> Decision:
-    """Form 04: a new appointment, once; a late letter is recorded as late; the legal deadline stays."""
+    """Form 04: a new appointment, as often as the rules allow (once under both shipped regimes); a late letter
+    is recorded as late; the legal deadline stays."""
     require(state, Action.ISSUE_APOLOGY)
-    if state.apology_issued_at is not None:
+    issued = max(state.apology_count, 1 if state.apology_issued_at is not None else 0)
+    if issued >= max_reschedules:
+        times = "once" if max_reschedules == 1 else f"{max_reschedules} times"
         raise RuleViolation(
             "apology-already-issued",
-            "The appointment may be re-set only once (Decree 61 art. 21(5)).",
-            apology_issued_at=state.apology_issued_at.isoformat(),
+            f"The appointment may be re-set only {times} under the rules of this dossier.",
+            apology_issued_at=state.apology_issued_at.isoformat() if state.apology_issued_at else None,
+            max_reschedules=max_reschedules,
         )
     deadline = state.due_at
     if deadline is None:
         raise RuleViolation("no-deadline", "The case has no deadline to apologise for.")
-    if new_appointment_at <= max(now, deadline):
+    if new_appointment_at <= max(now, deadline, state.due_at_rescheduled or deadline):
         raise InvalidInput(
-            "new_appointment_at", f"must be after the current deadline {deadline.isoformat()} and in the future"
+            "new_appointment_at", f"must be after the current deadline {deadline.isoformat()}, any earlier new date, and in the future"
         )
-    timely = apology_is_timely(now, deadline, cal)
+    timely = apology_is_timely(now, deadline, cal, lead_working_days)
     changes = {
+        "apology_count": issued + 1,
         "apology_issued_at": now,
         "apology_reason": reason,
         "apology_timely": timely,
@@ -788,10 +939,28 @@ def sweep(state: CaseState, *, now: datetime, horizon: datetime) -> Decision:
     if verdict == "overdue":
         assert state.due_at is not None
         changes = {"overdue_sent_at": now, **_late_changes(state, reason="overdue", at=state.due_at)}
-        holder_unit = state.holder_unit or state.home_unit
-        event = CaseOverdue(**_base(state, now), due_at=state.due_at, holder=state.holder_officer, holder_unit=holder_unit)
+        holder_unit = changes.get("late_holder_unit", state.holder_unit or state.home_unit)
+        holder = changes.get("late_holder_officer", state.holder_officer)
+        event = CaseOverdue(**_base(state, now), due_at=state.due_at, holder=holder, holder_unit=holder_unit)
         return Decision(changes, (), (event,))
     return Decision()
+
+
+# ---- unit merges ---------------------------------------------------------------------------------
+
+
+def hand_over_unit(state: CaseState, *, into: str, now: datetime) -> Decision:
+    """The case's unit was merged into ``into``: an open case moves there with its code, history and deadlines.
+
+    Nothing for a closed case or one already there (a fact applied twice moves nothing twice).
+    """
+    if state.status in FINAL or state.unit == into:
+        return Decision()
+    changes: dict[str, Any] = {"unit": into}
+    if state.holder_unit == state.unit:
+        changes["holder_unit"] = into
+    event = CaseHandedOver(dossier_code=state.code, unit=into, occurred_at=now, from_unit=state.unit)
+    return Decision(changes, (), (event,))
 
 
 # ---- ratings and citizen feedback -------------------------------------------------------------

@@ -34,9 +34,10 @@ from services.workflow.models import (
     TemplateBody,
     TransferCase,
 )
-from shared import forms
+from shared import forms, lawstore
 from shared.auth import Principal
-from shared.calendar import province_of
+from shared.calendar import WorkingCalendar, province_of
+from shared.clock import VN_TZ
 from shared.consumer import Subscription
 from shared.db import UnitOfWork
 from shared.envelope import Envelope
@@ -57,8 +58,12 @@ from shared.events import (
     PaymentConfirmed,
     PaymentRefunded,
     PaymentRequested,
+    RulesPublished,
+    UnitMerged,
+    UnitsDeclared,
 )
 from shared.roles import Role
+from shared.rules import NATIONAL, RuleBook, Rules
 
 log = logging.getLogger("motcua.workflow")
 
@@ -143,6 +148,9 @@ async def _apply(tx: UnitOfWork, case: store.Case, decision: Decision) -> View:
             step_due_at=step.step_due_at,
             note=step.note,
             final=step.final,
+            step_no=step.step_no,
+            planned_days=step.planned_days,
+            adjusted_reason=step.adjusted_reason,
         )
     emitted = [(event, (await tx.emit(event)).id) for event in decision.events]
     await _owe_notifications(tx, case.code, emitted)
@@ -200,15 +208,52 @@ def _check_link(deps: WorkflowDeps, code: str, signature: str) -> None:
         raise Problem(403, "link-invalid", "Link not valid", "This link was not issued for this dossier.")
 
 
-async def _warning_horizons(tx: UnitOfWork, deps: WorkflowDeps, now: datetime) -> tuple[datetime, dict[str, datetime]]:
-    """Where "near the deadline" ends: on the national calendar, and in each province that declared days of its own."""
+# ---- the law of a case ----------------------------------------------------------------------------------
+
+
+def rules_of(book: RuleBook, case: store.Case) -> Rules:
+    """The rules a case follows to its end: the version recorded at reception, or (a dossier from before refs were
+    recorded) the version in force in its province at its reception; before the first version, the first."""
+    try:
+        return book.rules_of(case.rules, case.received_at, province_of(case.unit))
+    except LookupError:
+        first = book.history(NATIONAL)[0]
+        return book.in_force(first.effective_from, province_of(case.unit))
+
+
+async def _law(tx: UnitOfWork, deps: WorkflowDeps, case: store.Case) -> tuple[Rules, WorkingCalendar]:
+    """The case's rules (from the cached book: no query while it is fresh) and its calendar in their office hours."""
+    rules = rules_of(await deps.law.book(tx), case)
+    return rules, await calendars.of_unit(tx, deps.calendar, case.unit, rules.office)
+
+
+async def case_rules(tx: UnitOfWork, case: store.Case, *, deps: WorkflowDeps) -> Rules:
+    """The rules of a case (for the forms it prints and the page it shows)."""
+    return rules_of(await deps.law.book(tx), case)
+
+
+async def _warning_horizons(
+    tx: UnitOfWork, deps: WorkflowDeps, now: datetime
+) -> tuple[datetime, dict[str, datetime], datetime]:
+    """Where "near the deadline" ends, for a dossier received under the rules in force now: nationally and in each
+    province with declared days or rules of its own; and the latest of the horizons any rules in the book give
+    (office hours differ between versions), which bounds what the sweep claims."""
     threshold = deps.settings.warning_threshold_working_hours
-    national = domain.warning_horizon(now, threshold, deps.calendar)
-    provinces = {
-        province: domain.warning_horizon(now, threshold, cal)
-        for province, cal in (await calendars.by_province(tx, deps.calendar)).items()
-    }
-    return national, provinces
+    book = await deps.law.book(tx)
+    declared = await calendars.by_province(tx, deps.calendar)
+
+    def horizon(province: str | None) -> datetime:
+        cal = declared.get(province, deps.calendar) if province else deps.calendar
+        return domain.warning_horizon(now, threshold, calendars.with_hours(cal, book.in_force(now, province).office))
+
+    provinces = set(declared) | {v.scope for v in book.versions if v.scope != NATIONAL}
+    hours = {v.office for v in book.versions if v.office is not None}
+    latest = max(
+        domain.warning_horizon(now, threshold, calendars.with_hours(cal, office))
+        for cal in [deps.calendar, *declared.values()]
+        for office in hours or {None}
+    )
+    return horizon(None), {p: horizon(p) for p in provinces}, latest
 
 
 # ---- officers' commands ---------------------------------------------------------------------------
@@ -231,30 +276,35 @@ async def request_supplement(
     """Ask for additions (Form 02): the clock pauses."""
     case, state = await _load(tx, code, user=user, for_update=True)
     _officer_may_handle(user, state)
+    rules, cal = await _law(tx, deps, case)
     decision = domain.request_supplement(
         state,
         reason=cmd.reason,
         items=cmd.items,
         by=user.subject,
         now=tx.now,
-        cal=await calendars.of_unit(tx, deps.calendar, case.unit),
+        cal=cal,
+        max_requests=rules.counting.max_supplement_requests,
     )
     return await _apply(tx, case, decision)
 
 
 async def transfer(tx: UnitOfWork, code: str, cmd: TransferCase, *, deps: WorkflowDeps, user: Principal) -> View:
-    """Send the case to another agency for its step."""
+    """Send the case to another agency for its step: the catalog plan's next step unless the officer, with a reason,
+    names another agency or time."""
     case, state = await _load(tx, code, user=user, for_update=True)
     _officer_may_handle(user, state)
+    _, cal = await _law(tx, deps, case)
     decision = domain.transfer(
         state,
         to_agency=cmd.to_agency,
         step_days=cmd.step_days,
+        adjusted_reason=cmd.adjusted_reason,
         to_officer=cmd.to_officer,
         note=cmd.note,
         by=user.subject,
         now=tx.now,
-        cal=await calendars.of_unit(tx, deps.calendar, case.unit),
+        cal=cal,
     )
     return await _apply(tx, case, decision)
 
@@ -285,15 +335,18 @@ async def stop(tx: UnitOfWork, code: str, cmd: Reason, *, user: Principal) -> Vi
 
 
 async def issue_apology(tx: UnitOfWork, code: str, cmd: IssueApology, *, deps: WorkflowDeps, user: Principal) -> View:
-    """Form 04: apologise and set a new appointment, once."""
+    """Form 04: apologise and set a new appointment, as often as the case's rules allow."""
     case, state = await _load(tx, code, user=user, for_update=True)
+    rules, cal = await _law(tx, deps, case)
     decision = domain.issue_apology(
         state,
         reason=cmd.reason,
         new_appointment_at=cmd.new_appointment_at,
         by=user.subject,
         now=tx.now,
-        cal=await calendars.of_unit(tx, deps.calendar, case.unit),
+        cal=cal,
+        lead_working_days=rules.deadlines.apology_lead_working_days,
+        max_reschedules=rules.counting.max_reschedules,
     )
     return await _apply(tx, case, decision)
 
@@ -317,9 +370,8 @@ async def return_result(tx: UnitOfWork, code: str, cmd: ReturnResult, *, user: P
 async def on_the_spot(tx: UnitOfWork, code: str, cmd: OnTheSpot, *, deps: WorkflowDeps, user: Principal) -> View:
     """4 tại chỗ: take, approve and return in one sitting; all of it or nothing."""
     case, state = await _load(tx, code, user=user, for_update=True)
-    decision = domain.on_the_spot(
-        state, officer=user.subject, channel=cmd.channel, now=tx.now, cal=await calendars.of_unit(tx, deps.calendar, case.unit)
-    )
+    _, cal = await _law(tx, deps, case)
+    decision = domain.on_the_spot(state, officer=user.subject, channel=cmd.channel, now=tx.now, cal=cal)
     return await _apply(tx, case, decision)
 
 
@@ -359,7 +411,7 @@ async def worklist(
     due_before = due_after = None
     due_before_in: dict[str, datetime] = {}
     if due == "soon":
-        due_after, (due_before, due_before_in) = now, await _warning_horizons(tx, deps, now)
+        due_after, (due_before, due_before_in, _) = now, await _warning_horizons(tx, deps, now)
     elif due == "overdue":
         due_before = now
     rows, total = await store.worklist(
@@ -383,14 +435,15 @@ async def public_links(tx: UnitOfWork, code: str, *, deps: WorkflowDeps, user: P
     return notifications.signed_links(deps.render_context, code)
 
 
-# ---- printable forms (02, 04, 05) ------------------------------------------------------------------
+# ---- printable forms (02, 04, the stop notice, the control slip), each in the version of its dossier -------------
 
 
-def _form_context(deps: WorkflowDeps, code: str) -> printing.FormContext:
+async def _form_context(tx: UnitOfWork, deps: WorkflowDeps, case: store.Case) -> printing.FormContext:
     return printing.FormContext(
         one_stop_name=deps.settings.one_stop_name,
         unit_names=deps.settings.unit_names,
-        lookup_url=notifications.signed_links(deps.render_context, code).status_url,
+        lookup_url=notifications.signed_links(deps.render_context, case.code).status_url,
+        rules=await case_rules(tx, case, deps=deps),
     )
 
 
@@ -399,7 +452,7 @@ async def supplement_request_form(
 ) -> forms.SupplementRequestForm:
     """Form 02 of the case's latest supplement request (from appraisal)."""
     case, _ = await _load(tx, code, user=user)
-    form = printing.supplement_request_form(case, _form_context(deps, code))
+    form = printing.supplement_request_form(case, await _form_context(tx, deps, case))
     if form is None:
         raise Problem(404, "form-not-issued", "Form not issued", "No supplement was requested for this case.")
     return form
@@ -408,16 +461,36 @@ async def supplement_request_form(
 async def apology_form(tx: UnitOfWork, code: str, *, deps: WorkflowDeps, user: Principal) -> printing.ApologyForm:
     """Form 04 of the case's apology."""
     case, _ = await _load(tx, code, user=user)
-    form = printing.apology_form(case, _form_context(deps, code))
+    form = printing.apology_form(case, await _form_context(tx, deps, case))
     if form is None:
         raise Problem(404, "form-not-issued", "Form not issued", "No apology was issued for this case.")
     return form
 
 
+async def stop_notice_form(tx: UnitOfWork, code: str, *, deps: WorkflowDeps, user: Principal) -> printing.StopNoticeForm:
+    """The stop notice (Form 05 of Circular 03/2025) of a stopped case; the regimes before it have no such form."""
+    case, state = await _load(tx, code, user=user)
+    ctx = await _form_context(tx, deps, case)
+    if ctx.rules.form("stop") is None:
+        raise Problem(
+            404,
+            "form-not-in-regime",
+            "No such form in this dossier's rules",
+            f"The rules of this dossier ({ctx.rules.ref}, regime {ctx.rules.regime}) have no stop notice "
+            "(Thông báo dừng giải quyết hồ sơ): the form exists from Circular 03/2025/TT-VPCP.",
+            rules=ctx.rules.ref,
+            regime=ctx.rules.regime,
+        )
+    form = printing.stop_notice_form(case, ctx) if state.status == CaseStatus.STOPPED else None
+    if form is None:
+        raise Problem(404, "form-not-issued", "Form not issued", "Processing of this case was not stopped.")
+    return form
+
+
 async def control_slip_form(tx: UnitOfWork, code: str, *, deps: WorkflowDeps, user: Principal) -> printing.ControlSlipForm:
-    """Form 05: every hand-over of the case so far."""
+    """The control slip (Form 05 of Circular 01/2018, 06 of Circular 03/2025): every hand-over of the case so far."""
     case, rows = await tracking_slip(tx, code, user=user)
-    return printing.control_slip_form(case, rows, _form_context(deps, code))
+    return printing.control_slip_form(case, rows, await _form_context(tx, deps, case))
 
 
 # ---- applicant notifications ------------------------------------------------------------------------
@@ -475,10 +548,10 @@ async def public_case(tx: UnitOfWork, code: str, *, signature: str, deps: Workfl
 
 async def public_case_page(
     tx: UnitOfWork, code: str, *, signature: str, deps: WorkflowDeps
-) -> tuple[store.Case, CaseState, list[store.CaseStep]]:
-    """The dossier and its tracking slip, for the applicant's page (which shows only the public part of them)."""
+) -> tuple[store.Case, CaseState, list[store.CaseStep], Rules]:
+    """The dossier, its tracking slip and its rules, for the applicant's page (which shows only the public part)."""
     case, state = await public_case(tx, code, signature=signature, deps=deps)
-    return case, state, await store.steps(session=tx.session, code=code)
+    return case, state, await store.steps(session=tx.session, code=code), await case_rules(tx, case, deps=deps)
 
 
 async def rate(tx: UnitOfWork, code: str, cmd: RateCase, *, signature: str, deps: WorkflowDeps) -> store.Rating:
@@ -528,7 +601,7 @@ async def _receive_feedback(
 ) -> store.Feedback:
     """Citizen feedback about a dossier, due for an answer in N working days."""
     now = tx.now
-    cal = await calendars.of_unit(tx, deps.calendar, case.unit)
+    rules, cal = await _law(tx, deps, case)
     feedback = store.Feedback(
         id=str(uuid.uuid4()),
         case_code=case.code,
@@ -537,7 +610,7 @@ async def _receive_feedback(
         content=cmd.content,
         contact=cmd.contact,
         submitted_at=now,
-        due_at=domain.feedback_due_at(now, deps.settings.feedback_deadline_working_days, cal),
+        due_at=domain.feedback_due_at(now, rules.deadlines.feedback_working_days, cal),
     )
     store.add_feedback(session=tx.session, feedback=feedback)
     await tx.emit(
@@ -589,18 +662,25 @@ async def list_feedback(
 async def sweep_deadlines(tx: UnitOfWork, *, deps: WorkflowDeps, limit: int) -> int:
     """Announce near and passed deadlines; each flag is set with its event, rows other sweepers hold are skipped."""
     now = tx.now
-    # a province's day off pushes its horizon later: claim up to the latest, judge each case by its own province's
-    national, horizons = await _warning_horizons(tx, deps, now)
+    # a province's day off or shorter office hours push its horizon later: claim up to the latest, judge each case by
+    # its own province's calendar in the office hours of its own rules
+    *_, latest = await _warning_horizons(tx, deps, now)
     claimed = await store.claim_for_sweep(
         session=tx.session,
         statuses=[s.value for s in domain.RUNNING],
         now=now,
-        horizon=max([national, *horizons.values()]),
+        horizon=latest,
         limit=limit,
     )
+    book = await deps.law.book(tx)
+    declared = await calendars.by_province(tx, deps.calendar) if claimed else {}
+    horizons: dict[tuple[str, Any], datetime] = {}
     for case in claimed:
-        horizon = horizons.get(province_of(case.unit), national)
-        decision = domain.sweep(to_state(case, None, []), now=now, horizon=horizon)
+        province, office = province_of(case.unit), rules_of(book, case).office
+        if (province, office) not in horizons:
+            cal = calendars.with_hours(declared.get(province, deps.calendar), office)
+            horizons[province, office] = domain.warning_horizon(now, deps.settings.warning_threshold_working_hours, cal)
+        decision = domain.sweep(to_state(case, None, []), now=now, horizon=horizons[province, office])
         if decision.empty:
             continue
         await store.set_flags(session=tx.session, code=case.code, changes=decision.changes)
@@ -644,8 +724,11 @@ async def _advance_locked(tx: UnitOfWork, code: str) -> None:
         await _apply(tx, case, decision)
 
 
-async def on_dossier_received(tx: UnitOfWork, event: DossierReceived, envelope: Envelope) -> None:
-    """A received dossier becomes a case in status ``accepted`` (national status 2)."""
+async def on_dossier_received(tx: UnitOfWork, event: DossierReceived, envelope: Envelope, *, deps: WorkflowDeps) -> None:
+    """A received dossier becomes a case in status ``accepted`` (national status 2), with the rules in force at its
+    reception and the catalog's inter-agency step plan. A dossier of a unit merged meanwhile (its fact overtook this
+    one) is handed over to the successor at once, as the merge did with the unit's open cases."""
+    plan = _optional(event, "lien_thong_steps")
     values = domain.opening_columns(
         code=event.dossier_code,
         unit=event.unit,
@@ -671,10 +754,18 @@ async def on_dossier_received(tx: UnitOfWork, event: DossierReceived, envelope: 
         "applicant_email": _optional(event, "applicant_email"),
         "applicant_phone": _optional(event, "applicant_phone"),
         "notify_by": _optional(event, "notify_by"),
+        "rules": _optional(event, "rules"),
+        "step_plan": [step.model_dump(mode="json") for step in plan] if plan else None,
         "updated_at": tx.now,
     }
-    if await store.insert_if_new(session=tx.session, values=values):
-        await _owe_notifications(tx, event.dossier_code, [(event, envelope.id)])
+    if not await store.insert_if_new(session=tx.session, values=values):
+        return
+    await _owe_notifications(tx, event.dossier_code, [(event, envelope.id)])
+    successor = (await deps.law.registry(tx)).current(event.unit, tx.now.astimezone(VN_TZ).date())
+    if successor != event.unit:
+        case, state = await _locked(tx, event.dossier_code) or (None, None)
+        if case is not None and state is not None:
+            await _apply(tx, case, domain.hand_over_unit(state, into=successor, now=tx.now))
 
 
 async def on_dossier_supplemented(tx: UnitOfWork, event: DossierSupplemented, envelope: Envelope, *, deps: WorkflowDeps) -> None:
@@ -684,8 +775,9 @@ async def on_dossier_supplemented(tx: UnitOfWork, event: DossierSupplemented, en
         log.warning("supplement for %s ignored: no case is waiting for one", event.dossier_code)
         return
     case, state = found
+    rules, cal = await _law(tx, deps, case)
     decision = domain.receive_supplement(
-        state, supplemented_at=event.supplemented_at, now=tx.now, cal=await calendars.of_unit(tx, deps.calendar, case.unit)
+        state, supplemented_at=event.supplemented_at, now=tx.now, cal=cal, supplement=rules.counting.supplement
     )
     await _apply(tx, case, decision)
 
@@ -772,12 +864,34 @@ async def on_calendar_day_forgotten(tx: UnitOfWork, event: CalendarDayForgotten,
     await store.forget_day(session=tx.session, province=event.province, day=event.day, at=event.occurred_at)
 
 
+async def on_rules_published(tx: UnitOfWork, event: RulesPublished, envelope: Envelope, *, deps: WorkflowDeps) -> None:
+    """Intake published a rule set version: keep it (dossiers already received keep the version they recorded)."""
+    await lawstore.apply_rules_published(tx, event, deps.law)
+
+
+async def on_units_declared(tx: UnitOfWork, event: UnitsDeclared, envelope: Envelope, *, deps: WorkflowDeps) -> None:
+    """Intake entered or corrected administrative units: keep them."""
+    await lawstore.apply_units_declared(tx, event, deps.law)
+
+
+async def on_unit_merged(tx: UnitOfWork, event: UnitMerged, envelope: Envelope, *, deps: WorkflowDeps) -> None:
+    """A unit was merged into another: keep its end, and hand every open case of it over to the successor (paused
+    and late ones too) with its code, history and deadlines, each with ``case.handed_over``. A case already moved is
+    not moved again."""
+    await lawstore.apply_unit_merged(tx, event, deps.law)
+    open_statuses = [s.value for s in CaseStatus if s not in domain.FINAL]
+    for code in await store.open_codes_of_unit(session=tx.session, unit=event.code, open_statuses=open_statuses):
+        found = await _locked(tx, code)
+        if found is not None:
+            await _apply(tx, found[0], domain.hand_over_unit(found[1], into=event.into, now=tx.now))
+
+
 def subscriptions(deps: WorkflowDeps) -> Subscription:
     """What the workflow listens to."""
     return Subscription(
         producers=(INTAKE, DIGITIZATION, PAYMENTS),
         handlers={
-            DossierReceived: on_dossier_received,
+            DossierReceived: partial(on_dossier_received, deps=deps),
             DossierSupplemented: partial(on_dossier_supplemented, deps=deps),
             DossierWithdrawn: on_dossier_withdrawn,
             DocumentSigned: on_document_signed,
@@ -786,5 +900,8 @@ def subscriptions(deps: WorkflowDeps) -> Subscription:
             PaymentRefunded: on_payment_refunded,
             CalendarDayDeclared: on_calendar_day_declared,
             CalendarDayForgotten: on_calendar_day_forgotten,
+            RulesPublished: partial(on_rules_published, deps=deps),
+            UnitsDeclared: partial(on_units_declared, deps=deps),
+            UnitMerged: partial(on_unit_merged, deps=deps),
         },
     )

@@ -35,10 +35,19 @@ class RequestSupplement(BaseModel):
 
 
 class TransferCase(BaseModel):
-    """Send the case to another agency (liên thông) with its share of the time."""
+    """Send the case to another agency (liên thông) with its share of the time.
 
-    to_agency: str = Field(min_length=1, max_length=64, examples=["000.00.01.H56"])
-    step_days: int = Field(ge=1, le=365, examples=[2])
+    With the procedure's step plan (the catalog's ``lien_thong_steps``), leave ``to_agency`` and ``step_days`` out to
+    take the next planned step; naming another agency or time needs ``adjusted_reason``. Without a plan, name both.
+    """
+
+    to_agency: str | None = Field(
+        default=None, min_length=1, max_length=300, examples=["000.00.01.H56"], description="null: the planned step's agency"
+    )
+    step_days: int | None = Field(default=None, ge=1, le=365, examples=[2], description="working days; null: the planned step's time")
+    adjusted_reason: str | None = Field(
+        default=None, min_length=1, max_length=500, description="why the step differs from the plan (required when it does)"
+    )
     to_officer: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=2000)
 
@@ -155,6 +164,14 @@ class ResultGate(BaseModel):
     missing: list[str]
 
 
+class PlannedStepPublic(BaseModel):
+    """One step of the procedure's inter-agency plan."""
+
+    agency: str
+    amount: int
+    unit: str
+
+
 class CasePublic(BaseModel):
     """A case, where it stands, its clock and what may happen next."""
 
@@ -187,6 +204,10 @@ class CasePublic(BaseModel):
     holder_officer: str | None
     transfer_agency: str | None
     transfer_step_due_at: datetime | None
+    transfer_step_no: int | None = Field(description="the running step's place in the plan, when planned")
+    rules: str | None = Field(description="the rule set recorded at reception (e.g. VN.2+H56.1); null: from before refs")
+    step_plan: list[PlannedStepPublic] | None = Field(description="the procedure's inter-agency step plan from the catalog")
+    planned_steps_sent: int = Field(description="how many planned steps went out")
     supplement_count: int
     paused_at: datetime | None
     remaining_working_days: int | None
@@ -195,6 +216,8 @@ class CasePublic(BaseModel):
     late_at: datetime | None
     late_holder_unit: str | None
     late_holder_officer: str | None
+    late_step_agency: str | None = Field(description="the agency whose step came back late; it answers for the dossier going late")
+    apology_count: int
     apology_issued_at: datetime | None
     apology_reason: str | None
     apology_timely: bool | None
@@ -238,6 +261,9 @@ class StepPublic(BaseModel):
     completed_at: datetime | None
     late: bool | None
     note: str | None
+    step_no: int | None = Field(default=None, description="an inter-agency step's place in the catalog's plan")
+    planned_days: int | None = Field(default=None, description="the planned share of time of that step")
+    adjusted_reason: str | None = Field(default=None, description="why the officer changed the planned agency or time")
 
 
 class TrackingSlipPublic(BaseModel):

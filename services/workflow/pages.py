@@ -41,6 +41,7 @@ from services.workflow.notifications import (
     format_time,
 )
 from shared.pages import CsrfToken, PageRouter
+from shared.rules import Rules, shipped_book
 from shared.ratelimit import Policy, rate_limited
 from shared.status import STATUS_NAMES, NationalStatus
 
@@ -74,7 +75,15 @@ CLOSING_NAMES: Mapping[CaseStatus, str] = {
     CaseStatus.REJECTED: "Từ chối giải quyết hồ sơ",
 }
 RECEIVED = "Tiếp nhận hồ sơ"
+# The apology line names the form of the dossier's rules: "Gửi phiếu xin lỗi và hẹn lại ngày trả kết quả" (Circular
+# 01/2018), "Gửi văn bản xin lỗi và đề nghị gia hạn thời gian giải quyết" (Circular 03/2025).
 APOLOGY = "Gửi thư xin lỗi và hẹn lại ngày trả kết quả"
+
+
+def apology_line(rules: Rules | None) -> str:
+    """The public step of an apology, named after the dossier's Form 04."""
+    spec = rules.form("apology") if rules is not None else None
+    return f"Gửi {spec.title[:1].lower()}{spec.title[1:]}" if spec is not None else APOLOGY
 
 SCORES = (("very_satisfied", "Rất hài lòng"), ("satisfied", "Hài lòng"), ("dissatisfied", "Không hài lòng"))
 # The criteria of DOMAIN §1.7.2 (RatingCriteria), each optional.
@@ -106,13 +115,16 @@ class PublicStep:
         return format_time(self.at)
 
 
-def public_steps(case: store.Case, state: CaseState, steps: list[store.CaseStep]) -> list[PublicStep]:
+def public_steps(
+    case: store.Case, state: CaseState, steps: list[store.CaseStep], rules: Rules | None = None
+) -> list[PublicStep]:
     """What the applicant is told happened to the dossier, oldest first: reception, the tracking slip's steps in
-    words (no officer, unit code or note), the apology, and how a dossier that ended without a result ended."""
+    words (no officer, unit code or note), the apology (named as the dossier's rules name it), and how a dossier
+    that ended without a result ended."""
     lines = [PublicStep(case.received_at, RECEIVED)]
     lines += [PublicStep(s.handed_at, STEP_NAMES[s.kind]) for s in steps if s.kind in STEP_NAMES]
     if case.apology_issued_at is not None:
-        lines.append(PublicStep(case.apology_issued_at, APOLOGY))
+        lines.append(PublicStep(case.apology_issued_at, apology_line(rules)))
     if state.status in CLOSING_NAMES and case.closed_at is not None:
         lines.append(PublicStep(case.closed_at, CLOSING_NAMES[state.status]))
     lines.sort(key=lambda line: line.at)  # stable: rows of one instant keep the slip's order
@@ -155,8 +167,14 @@ def _case_page(
     *,
     signature: str,
     sent: str,
+    rules: Rules | None = None,
 ) -> HTMLResponse:
-    """The page of a dossier, with a fresh token for each form it shows (their cookies set on the response)."""
+    """The page of a dossier, with a fresh token for each form it shows (their cookies set on the response).
+
+    ``rules``: the dossier's (its feedback deadline, its form names); without them, the shipped rules in force at its
+    reception."""
+    if rules is None:
+        rules = handlers.rules_of(shipped_book(), case)
     national = domain.NATIONAL_STATUS[state.status]
     can_rate = domain.can_rate(state)
     tokens: dict[str, CsrfToken] = {FEEDBACK_PART: deps.forms.issue(form_path(case.code, FEEDBACK_PART))}
@@ -173,13 +191,13 @@ def _case_page(
         "appointment_at": format_time(case.appointment_at),
         "rescheduled_at": format_time(case.due_at_rescheduled),
         "returned_at": format_time(case.returned_at),
-        "steps": public_steps(case, state, steps),
+        "steps": public_steps(case, state, steps, rules),
         "open": state.status not in domain.FINAL,
         "returned": state.status == CaseStatus.RETURNED,
         "can_rate": can_rate,
         "rated": case.rated_at is not None,
         "sent": sent if sent in (RATING_PART, FEEDBACK_PART) else "",
-        "feedback_days": deps.settings.feedback_deadline_working_days,
+        "feedback_days": rules.deadlines.feedback_working_days,
         "rating_action": form_url(case.code, RATING_PART, signature),
         "feedback_action": form_url(case.code, FEEDBACK_PART, signature),
         "rating_csrf": tokens.get(RATING_PART),
@@ -232,8 +250,8 @@ def feedback_command(form: FormData) -> SubmitFeedback:
 @router.get("/{code}", name="workflow_case_page")
 async def case_page(request: Request, code: str, deps: Deps, sig: Signature = "", sent: Sent = "") -> HTMLResponse:
     async with deps.db.reading() as tx:
-        case, state, steps = await handlers.public_case_page(tx, code, signature=sig, deps=deps)
-    return _case_page(request, deps, case, state, steps, signature=sig, sent=sent)
+        case, state, steps, rules = await handlers.public_case_page(tx, code, signature=sig, deps=deps)
+    return _case_page(request, deps, case, state, steps, signature=sig, sent=sent, rules=rules)
 
 
 @router.post(f"/{{code}}/{RATING_PART}", name="workflow_case_rating")

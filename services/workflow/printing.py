@@ -1,6 +1,10 @@
-"""Workflow's printed forms: 02 from appraisal (shared with intake), 04 (apology and new appointment), the control slip.
+"""Workflow's printed forms: 02 from appraisal (shared with intake), 04 (the apology), the stop notice, the control slip.
 
-The form definitions and their drawing, and how a case fills each of them.
+The form definitions and their drawing, and how a case fills each of them. Every form is printed in the version of its
+dossier (the rules recorded at reception, ``shared.rules``), whatever is in force today: under Circular 01/2018 Form 04 is
+"Phiếu xin lỗi và hẹn lại ngày trả kết quả" and the control slip is Form 05; under Circular 03/2025 Form 04 is "Văn bản
+xin lỗi và đề nghị gia hạn thời gian giải quyết", the stop notice ("Thông báo dừng giải quyết hồ sơ") is Form 05 and
+the control slip Form 06. A regime without a form (the stop notice before 2025) does not print it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from datetime import datetime
 
 from services.workflow import store
 from shared import forms
+from shared.rules import FormKey, FormSpec, Rules
 from shared.pdf import (
     BODY_PT,
     FONT_FAMILY,
@@ -31,14 +36,15 @@ from shared.pdf import (
 )
 from shared.vntext import format_instant
 
-# Circular 01/2018/TT-VPCP numbering and names (DOMAIN §1.3).
+# Circular 01/2018/TT-VPCP numbering and names (DOMAIN §1.3): what a form prints when its dossier's rules do not say.
 APOLOGY_TITLE = "Phiếu xin lỗi và hẹn lại ngày trả kết quả"
 CONTROL_SLIP_TITLE = "Phiếu kiểm soát quá trình giải quyết hồ sơ"
+STOP_NOTICE_TITLE = "Thông báo dừng giải quyết hồ sơ"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApologyForm:
-    """Form 04: Phiếu xin lỗi và hẹn lại ngày trả kết quả."""
+    """Form 04: the apology and the new date (its title and number from the dossier's rules)."""
 
     agency: Agency
     dossier_code: str
@@ -51,6 +57,8 @@ class ApologyForm:
     reason: str
     issued_at: datetime
     signer: Officer
+    number: str = "04"
+    title: str = APOLOGY_TITLE
 
     def __post_init__(self) -> None:
         check_aware(self)
@@ -79,7 +87,7 @@ class HandOver:
 
 @dataclass(frozen=True, kw_only=True)
 class ControlSlipForm:
-    """Form 05: Phiếu kiểm soát quá trình giải quyết hồ sơ, one row per hand-over."""
+    """The control slip (Phiếu kiểm soát quá trình giải quyết hồ sơ), one row per hand-over: Form 05 or 06."""
 
     agency: Agency
     dossier_code: str
@@ -89,38 +97,61 @@ class ControlSlipForm:
     received_at: datetime
     appointment_at: datetime
     rows: tuple[HandOver, ...]
+    number: str = "05"
+    title: str = CONTROL_SLIP_TITLE
 
     def __post_init__(self) -> None:
         check_aware(self)
 
 
-def render_apology(form: ApologyForm) -> bytes:
-    """Form 04: Phiếu xin lỗi và hẹn lại ngày trả kết quả."""
-    pdf = FormPdf(number="04", title=APOLOGY_TITLE, dossier_code=form.dossier_code)
-    start_form(
-        pdf,
-        agency=form.agency,
-        title=APOLOGY_TITLE,
-        dossier_code=form.dossier_code,
-        url=form.lookup_url,
-        issued=form.issued_at,
-    )
+@dataclass(frozen=True, kw_only=True)
+class StopNoticeForm:
+    """Form 05 of Circular 03/2025: Thông báo dừng giải quyết hồ sơ."""
+
+    agency: Agency
+    dossier_code: str
+    lookup_url: str
+    applicant: Applicant
+    procedure: Procedure
+    unit: str  # the unit that was processing the dossier, by name when known
+    received_at: datetime
+    stopped_at: datetime
+    reason: str
+    officer: Officer
+    number: str = "05"
+    title: str = STOP_NOTICE_TITLE
+
+    def __post_init__(self) -> None:
+        check_aware(self)
+        if not self.reason.strip():
+            raise ValueError("a stop notice states why processing stopped")
+
+
+def _start_letter(
+    *, number: str, title: str, agency: Agency, dossier_code: str, url: str, issued: datetime, applicant: Applicant,
+    procedure: Procedure, received_at: datetime,
+) -> FormPdf:
+    """A letter to the applicant (Forms 04 and 05): the heading, the addressee and what was received when."""
+    pdf = FormPdf(number=number, title=title, dossier_code=dossier_code)
+    start_form(pdf, agency=agency, title=title, dossier_code=dossier_code, url=url, issued=issued)
     pdf.set_font(FONT_FAMILY, style="B", size=BODY_PT)
-    pdf.cell(
-        0,
-        LINE,
-        f"Kính gửi: Ông/Bà {form.applicant.name}",
-        align="C",
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    pdf.cell(0, LINE, f"Kính gửi: Ông/Bà {applicant.name}", align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
-    agency = form.agency.name
     write_paragraph(
         pdf,
-        f"{agency} đã tiếp nhận hồ sơ của Ông/Bà đề nghị giải quyết thủ tục {form.procedure.name} "
-        f"(mã TTHC: {form.procedure.code}) vào lúc {format_instant(form.received_at)}.",
+        f"{agency.name} đã tiếp nhận hồ sơ của Ông/Bà đề nghị giải quyết thủ tục {procedure.name} "
+        f"(mã TTHC: {procedure.code}) vào lúc {format_instant(received_at)}.",
     )
+    return pdf
+
+
+def render_apology(form: ApologyForm) -> bytes:
+    """Form 04: the apology and the new date, titled as the dossier's rules name it."""
+    pdf = _start_letter(
+        number=form.number, title=form.title, agency=form.agency, dossier_code=form.dossier_code, url=form.lookup_url,
+        issued=form.issued_at, applicant=form.applicant, procedure=form.procedure, received_at=form.received_at,
+    )  # fmt: skip
+    agency = form.agency.name
     write_field(pdf, "Thời gian hẹn trả kết quả", format_instant(form.original_appointment_at))
     write_paragraph(
         pdf,
@@ -143,15 +174,29 @@ def _party(unit: str, officer: str) -> str:
     return f"{unit}\n{officer}" if officer else unit
 
 
+def render_stop_notice(form: StopNoticeForm) -> bytes:
+    """Form 05 of Circular 03/2025: Thông báo dừng giải quyết hồ sơ."""
+    pdf = _start_letter(
+        number=form.number, title=form.title, agency=form.agency, dossier_code=form.dossier_code, url=form.lookup_url,
+        issued=form.stopped_at, applicant=form.applicant, procedure=form.procedure, received_at=form.received_at,
+    )  # fmt: skip
+    write_field(pdf, "Mã hồ sơ", form.dossier_code, bold=True)
+    write_field(pdf, "Cơ quan giải quyết", form.unit)
+    write_paragraph(pdf, f"{form.unit} thông báo dừng giải quyết hồ sơ của Ông/Bà kể từ {format_instant(form.stopped_at)}.")
+    write_field(pdf, "Lý do", form.reason)
+    write_paragraph(pdf, "Ông/Bà có thể liên hệ Bộ phận Một cửa để biết thêm chi tiết. Xin trân trọng thông báo./.")
+    write_lookup(pdf, form.lookup_url)
+    write_signature(pdf, "Người thông báo", form.officer)
+    return output_pdf(pdf)
+
+
 def render_control_slip(form: ControlSlipForm) -> bytes:
-    """Form 05: Phiếu kiểm soát quá trình giải quyết hồ sơ (A4 landscape, one row per hand-over)."""
-    pdf = FormPdf(
-        number="05", title=CONTROL_SLIP_TITLE, dossier_code=form.dossier_code, landscape=True
-    )
+    """The control slip: Phiếu kiểm soát quá trình giải quyết hồ sơ (A4 landscape, one row per hand-over)."""
+    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code, landscape=True)
     start_form(
         pdf,
         agency=form.agency,
-        title=CONTROL_SLIP_TITLE,
+        title=form.title,
         dossier_code=form.dossier_code,
         url=form.lookup_url,
         issued=form.received_at,
@@ -201,11 +246,20 @@ def render_control_slip(form: ControlSlipForm) -> bytes:
 
 @dataclass(frozen=True)
 class FormContext:
-    """What the forms print besides the case: names of the issuing bodies and the applicant's lookup link."""
+    """What the forms print besides the case: names of the issuing bodies, the applicant's lookup link, and the
+    dossier's rules (which number and title each form has, and which forms exist)."""
 
     one_stop_name: str
     unit_names: dict[str, str]
     lookup_url: str
+    rules: Rules | None = None
+
+    def spec(self, key: FormKey, number: str, title: str) -> FormSpec | None:
+        """The form's number and title in the dossier's rules (without rules: the given ones); None when the
+        dossier's regime has no such form."""
+        if self.rules is None:
+            return FormSpec(number=number, title=title)
+        return self.rules.form(key)
 
 
 def _agency(case: store.Case, ctx: FormContext) -> Agency:
@@ -219,7 +273,8 @@ def _procedure(case: store.Case) -> Procedure:
 
 def supplement_request_form(case: store.Case, ctx: FormContext) -> forms.SupplementRequestForm | None:
     """Form 02 of the case's latest supplement request (from appraisal); None when none was requested."""
-    if case.supplement_requested_at is None:
+    spec = ctx.spec("supplement", "02", forms.SUPPLEMENT_TITLE)
+    if spec is None or case.supplement_requested_at is None:
         return None
     reason = case.supplement_reason or ""
     items = tuple(forms.SupplementItem(content=i, reason=reason) for i in case.supplement_items or []) or (
@@ -232,6 +287,8 @@ def supplement_request_form(case: store.Case, ctx: FormContext) -> forms.Supplem
         applicant=Applicant(name=case.applicant_name),
         procedure=_procedure(case),
         stage=forms.SupplementStage.APPRAISAL,
+        number=spec.number,
+        title=spec.title,
         items=items,
         issued_at=case.supplement_requested_at,
         officer=Officer(name=case.supplement_requested_by or ""),
@@ -241,9 +298,12 @@ def supplement_request_form(case: store.Case, ctx: FormContext) -> forms.Supplem
 
 def apology_form(case: store.Case, ctx: FormContext) -> ApologyForm | None:
     """Form 04 of the case's apology; None when no apology was issued."""
-    if case.apology_issued_at is None or case.due_at_rescheduled is None or case.due_at is None:
+    spec = ctx.spec("apology", "04", APOLOGY_TITLE)
+    if spec is None or case.apology_issued_at is None or case.due_at_rescheduled is None or case.due_at is None:
         return None
     return ApologyForm(
+        number=spec.number,
+        title=spec.title,
         agency=_agency(case, ctx),
         dossier_code=case.code,
         lookup_url=ctx.lookup_url,
@@ -273,7 +333,10 @@ def control_slip_form(case: store.Case, steps: list[store.CaseStep], ctx: FormCo
         )
         for r in steps
     )
+    spec = ctx.spec("control", "05", CONTROL_SLIP_TITLE) or FormSpec(number="05", title=CONTROL_SLIP_TITLE)
     return ControlSlipForm(
+        number=spec.number,
+        title=spec.title,
         agency=_agency(case, ctx),
         dossier_code=case.code,
         lookup_url=ctx.lookup_url,
@@ -282,4 +345,25 @@ def control_slip_form(case: store.Case, steps: list[store.CaseStep], ctx: FormCo
         received_at=case.received_at,
         appointment_at=case.due_at_original or case.received_at,
         rows=handovers,
+    )
+
+
+def stop_notice_form(case: store.Case, ctx: FormContext) -> StopNoticeForm | None:
+    """The stop notice of a stopped case; None when processing was not stopped or the dossier's regime has no such form."""
+    spec = ctx.spec("stop", "05", STOP_NOTICE_TITLE)
+    if spec is None or case.status != "stopped" or case.closed_at is None:
+        return None
+    return StopNoticeForm(
+        number=spec.number,
+        title=spec.title,
+        agency=_agency(case, ctx),
+        dossier_code=case.code,
+        lookup_url=ctx.lookup_url,
+        applicant=Applicant(name=case.applicant_name),
+        procedure=_procedure(case),
+        unit=ctx.unit_names.get(case.unit, case.unit),
+        received_at=case.received_at,
+        stopped_at=case.closed_at,
+        reason=case.closed_reason or "",
+        officer=Officer(name=case.closed_by or ""),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import time
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -17,18 +16,15 @@ class WorkflowSettings(ServiceSettings):
 
     service: ClassVar[str] = "workflow"
     port: int = 8002
-    # The office's working hours: the same calendar as intake's.
-    office_opens: time = time(7, 30)
-    office_closes: time = time(17, 0)
-    same_day_cutoff: time = time(15, 0)
+    # The law in force (office hours, cut-off, counting, deadlines, forms) is data: intake's rule versions, kept here
+    # from its facts and read at most every this many seconds (shared.lawstore.LawCache).
+    law_cache_seconds: float = Field(default=10.0, gt=0)
     # The deadline sweep: a role Kubernetes may give to some replicas only; several may run at once.
     run_sweep: bool = True
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     sweep_batch_size: int = Field(default=200, ge=1)
     # One office day (07:30-17:00) ahead by default: a 17:00 deadline is announced at 17:00 the working day before.
     warning_threshold_working_hours: float = Field(default=9.5, ge=0, description="warn this many office hours ahead")
-    # Citizen feedback (phản ánh, kiến nghị) is answered within this many working days.
-    feedback_deadline_working_days: int = Field(default=15, ge=1)
     # The public rating link is signed with this secret (HMAC-SHA256 over the dossier code).
     rating_link_secret: str = "dev"
     public_base_url: str = "http://127.0.0.1:8002"

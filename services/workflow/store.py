@@ -59,14 +59,21 @@ class Case(SQLModel, table=True):
     assigned_at: datetime | None = _ts()
     holder_unit: str | None = None
     holder_officer: str | None = None
-    transfer_agency: str | None = Field(default=None, max_length=64)
+    transfer_agency: str | None = Field(default=None, max_length=300)
     transfer_step_due_at: datetime | None = _ts()
+    transfer_step_no: int | None = None
+    # the law in force at reception (shared.rules ref, e.g. VN.2+H56.1) and the catalog's inter-agency step plan
+    rules: str | None = Field(default=None, max_length=64)
+    step_plan: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB))
+    planned_steps_sent: int = 0
     # lateness and its paperwork
     is_late: bool = False
     late_reason: str | None = None
     late_at: datetime | None = _ts()
     late_holder_unit: str | None = None
     late_holder_officer: str | None = None
+    late_step_agency: str | None = Field(default=None, max_length=300)
+    apology_count: int = 0
     apology_issued_at: datetime | None = _ts()
     apology_reason: str | None = None
     apology_timely: bool | None = None
@@ -115,6 +122,10 @@ class CaseStep(SQLModel, table=True):
     completed_at: datetime | None = _ts()
     late: bool | None = None
     note: str | None = None
+    # an inter-agency step: its place in the catalog's plan, the planned share of time, why the officer changed it
+    step_no: int | None = None
+    planned_days: int | None = None
+    adjusted_reason: str | None = None
 
 
 class ResultSignature(SQLModel, table=True):
@@ -351,6 +362,12 @@ async def claim_for_sweep(
     return list((await session.exec(statement)).all())
 
 
+async def open_codes_of_unit(*, session: AsyncSession, unit: str, open_statuses: list[str]) -> list[str]:
+    """The codes of the unit's cases in an open status (a merged unit hands them over), in code order."""
+    statement = select(Case.code).where(Case.unit == unit, Case.status.in_(open_statuses)).order_by(Case.code)
+    return list((await session.exec(statement)).all())
+
+
 # ---- the tracking slip --------------------------------------------------------------------------
 
 
@@ -367,6 +384,9 @@ async def hand_over(
     step_due_at: datetime | None,
     note: str | None,
     final: bool,
+    step_no: int | None = None,
+    planned_days: int | None = None,
+    adjusted_reason: str | None = None,
 ) -> None:
     """Close the open row of the slip (time handed over, late against its step deadline) and open the next."""
     await session.execute(
@@ -393,6 +413,9 @@ async def hand_over(
             completed_at=now if final else None,
             late=(step_due_at < now) if final and step_due_at else None,
             note=note,
+            step_no=step_no,
+            planned_days=planned_days,
+            adjusted_reason=adjusted_reason,
         )
     )
     await session.flush()

@@ -94,6 +94,13 @@ ACCESS: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/api/v1/calendar/{province}"): OPEN,
         ("PUT", "/api/v1/calendar/{province}/days/{day}"): roles(A),
         ("DELETE", "/api/v1/calendar/{province}/days/{day}"): roles(A),
+        ("GET", "/api/v1/rulesets"): OPEN,
+        ("POST", "/api/v1/rulesets"): roles(A, scoped=False),
+        ("GET", "/api/v1/rulesets/in-force"): OPEN,
+        ("GET", "/api/v1/rulesets/{ref}"): OPEN,
+        ("GET", "/api/v1/units"): OPEN,
+        ("POST", "/api/v1/units"): roles(A),  # scoped by the units in the body (BODIES)
+        ("POST", "/api/v1/units/{code}/merge"): roles(A, scoped=False),
         ("POST", "/api/v1/dossiers"): roles(C, scoped=False),
         ("POST", "/api/v1/portal/dossiers"): CALLBACK,
         ("POST", "/api/v1/intake-records"): roles(C, scoped=False),
@@ -132,6 +139,7 @@ ACCESS: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/api/v1/cases/{code}/forms/02"): roles(*OFFICIALS),
         ("GET", "/api/v1/cases/{code}/forms/04"): roles(*OFFICIALS),
         ("GET", "/api/v1/cases/{code}/forms/05"): roles(*OFFICIALS),
+        ("GET", "/api/v1/cases/{code}/forms/stop-notice"): roles(*OFFICIALS),
         # The applicant's links: no token, but the HMAC of the dossier code in ?sig= (a wrong one is a 403).
         ("GET", "/api/v1/public/cases/{code}"): OPEN,
         ("POST", "/api/v1/public/cases/{code}/rating"): OPEN,
@@ -184,6 +192,8 @@ ACCESS: dict[str, dict[tuple[str, str], Rule]] = {
             for report in ("summary", "breakdown", "late", "index-766")
             for suffix in ("", "/export")
         },
+        ("GET", "/api/v1/reports/register.pdf"): roles(*OFFICIALS),
+        ("GET", "/api/v1/reports/register.xlsx"): roles(*OFFICIALS),
         ("GET", "/api/v1/dossiers/{code}/timeline"): roles(*OFFICIALS),
         ("GET", "/api/v1/dossiers/{code}/timeline/verify"): roles(*OFFICIALS),
         ("GET", "/api/v1/dossiers/{code}/dvcqg-syncs"): roles(*OFFICIALS),
@@ -348,8 +358,17 @@ def example(schema: dict, components: dict, values: dict[str, str], name: str = 
     return "Nội dung thử " + "x" * max(0, int(schema.get("minLength", 0)) - 13)
 
 
+# Bodies whose unit decides who may send them: the world's unit, so "own" and "other" tokens mean what they say.
+BODIES = {
+    "/api/v1/units": lambda v: {"units": [{"code": v["unit"], "name": "Xã Thử Nghiệm", "tier": "commune",
+                                           "parent": v["unit"].rsplit(".", 1)[-1]}]},  # fmt: skip
+}
+
+
 def _request_parts(path: str, op: dict, values: dict[str, str], components: dict) -> tuple[str, dict, dict]:
     url = path.format(**{k: values.get(k, "x") for k in _placeholders(path)})
+    if path in BODIES:
+        return url, {}, {"json": BODIES[path](values)}
     query = {p["name"]: values[p["name"]] for p in op.get("parameters", []) if p["in"] == "query" and p["name"] in values
              and (p.get("required") or p["name"] == "sig")}  # fmt: skip
     kwargs: dict = {}

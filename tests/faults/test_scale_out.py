@@ -35,6 +35,8 @@ from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.workflow import domain
 from services.workflow.settings import WorkflowSettings
 from shared.calendar import WorkingCalendar
+from shared.clock import VN_TZ
+from shared.rules import shipped_book
 from tests.support import api
 from tests.support.stack import ServiceProcess, Stack, eventually, random_unit
 
@@ -179,13 +181,9 @@ async def _set_clock(process: ServiceProcess, stack: Stack, to: datetime) -> Non
 
 
 def _calendar() -> WorkingCalendar:
-    """The workflow's working calendar with its default settings (what the processes run with)."""
-    field = WorkflowSettings.model_fields
-    return WorkingCalendar(
-        start_of_day=field["office_opens"].default,
-        end_of_day=field["office_closes"].default,
-        cutoff=field["same_day_cutoff"].default,
-    )
+    """The workflow's working calendar in the office hours of the shipped rules in force (what the processes run with)."""
+    office = shipped_book().in_force(datetime.now(VN_TZ)).office
+    return WorkingCalendar(start_of_day=office.opens, end_of_day=office.closes, cutoff=office.cutoff)
 
 
 def _horizon(now: datetime) -> datetime:

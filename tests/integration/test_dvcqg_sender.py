@@ -22,7 +22,6 @@ from services.reporting.deps import ReportingDeps
 from services.reporting.settings import ReportingSettings
 from services.reporting.syncs import DvcqgSender
 from shared.auth import Principal
-from shared.calendar import WorkingCalendar
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.envelope import Envelope
@@ -101,7 +100,7 @@ async def world(postgres: EmbeddedPostgres) -> AsyncIterator[World]:
             dvcqg_settle_seconds=0, dvcqg_backoff_initial_seconds=1, dvcqg_backoff_max_seconds=2, dvcqg_max_refusals=3,
             dvcqg_on_time_seconds=WINDOW, dvcqg_timeout_seconds=5, dvcqg_lease_seconds=60,
         )  # fmt: skip
-        deps = reporting_deps(settings, domain.ReportRules(calendar=WorkingCalendar()), db, clock)
+        deps = reporting_deps(settings, domain.ReportRules(), db, clock)
         sender = DvcqgSender(db, settings, deps.sync_mapping)
         try:
             yield World(db, clock, deps, lgsp, sender, f"Q{uuid.uuid4().hex[:5].upper()}")

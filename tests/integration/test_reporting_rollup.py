@@ -23,7 +23,6 @@ from motcua.devstack import EmbeddedPostgres
 from services.reporting import domain, handlers, store
 from services.reporting.deps import ReportingDeps
 from services.reporting.settings import ReportingSettings
-from shared.calendar import WorkingCalendar
 from shared.clock import ManualClock
 from shared.db import Database
 from shared.envelope import Envelope
@@ -54,7 +53,7 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 PROCEDURES = [("1.004194", "Đăng ký tạm trú"), ("1.001193", "Đăng ký khai sinh"), ("2.000889", "Chứng thực bản sao"),
               ("1.003005", "Cấp giấy phép xây dựng")]  # fmt: skip
 FIELDS = {"1.004194": "Cư trú", "1.001193": "Hộ tịch", "2.000889": "Chứng thực", "1.003005": "Xây dựng"}
-RULES = domain.ReportRules(calendar=WorkingCalendar())
+RULES = domain.ReportRules()
 MONTHS = [date(2030, m, 1) for m in (3, 4, 5, 6, 7, 8, 9, 10)]
 DOSSIERS = 120
 LAST_EVENT_MONTH = date(2030, 8, 1)  # the clock follows the events: the roll-up is rolled forward through August

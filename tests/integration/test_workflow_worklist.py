@@ -27,14 +27,14 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 THURSDAY = datetime(2030, 6, 13, 9, 0, tzinfo=VN)
 FRIDAY = date(2030, 6, 14)
 MONDAY_MORNING = datetime(2030, 6, 17, 9, 0, tzinfo=VN)
-SETTINGS = WorkflowSettings()  # the national calendar in the office's default hours
+SETTINGS = WorkflowSettings()  # the office hours are those of the shipped rules in force (07:30-17:00)
 
 
 def _envelope(event: DossierReceived | CalendarDayDeclared) -> Envelope:
     return Envelope.wrap(event, source="/motcua/intake", time=event.occurred_at, traceparent=None, actor="test")
 
 
-async def _receive(db: Database, code: str, unit: str) -> None:
+async def _receive(db: Database, deps: WorkflowDeps, code: str, unit: str) -> None:
     received = THURSDAY.replace(day=10)
     event = DossierReceived(
         dossier_code=code, unit=unit, occurred_at=received, procedure_code="1.004194", procedure_name="Đăng ký tạm trú",
@@ -42,7 +42,7 @@ async def _receive(db: Database, code: str, unit: str) -> None:
         due_at_original=MONDAY_MORNING, received_by="mc-1",
     )  # fmt: skip
     async with db.unit_of_work() as tx:
-        await handlers.on_dossier_received(tx, event, _envelope(event))
+        await handlers.on_dossier_received(tx, event, _envelope(event), deps=deps)
 
 
 async def test_near_the_deadline_follows_the_provinces_declared_day_off(postgres: EmbeddedPostgres) -> None:
@@ -50,16 +50,16 @@ async def test_near_the_deadline_follows_the_provinces_declared_day_off(postgres
     db.clock = ManualClock(THURSDAY)
     festival, plain = f"F{uuid.uuid4().hex[:5].upper()}", f"P{uuid.uuid4().hex[:5].upper()}"
     festive_unit, plain_unit = f"000.00.01.{festival}", f"000.00.01.{plain}"
+    deps = WorkflowDeps.of(SETTINGS, db=db, clock=db.clock)
     try:
-        await _receive(db, f"{festive_unit}-300610-0001", festive_unit)
-        await _receive(db, f"{plain_unit}-300610-0001", plain_unit)
+        await _receive(db, deps, f"{festive_unit}-300610-0001", festive_unit)
+        await _receive(db, deps, f"{plain_unit}-300610-0001", plain_unit)
         declared = CalendarDayDeclared(
             province=festival, day=FRIDAY, occurred_at=THURSDAY, kind="off", reason="Lễ hội truyền thống", declared_by="qt"
         )
         async with db.unit_of_work() as tx:
             await handlers.on_calendar_day_declared(tx, declared, _envelope(declared))
 
-        deps = WorkflowDeps.of(SETTINGS, db=db, clock=db.clock)
         officer = Principal(subject="cb-1", roles=frozenset({Role.SPECIALIST}), units=frozenset({festive_unit, plain_unit}))
 
         async def worklist(due: str) -> list[str]:

@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from services.reporting import domain, exports
 from services.reporting.settings import ReportingSettings
 from shared.calendar import WorkingCalendar
+from shared.rules import shipped_book
 from shared.events import (
     CaseApologyIssued,
     CaseAssigned,
@@ -37,6 +38,14 @@ from shared.events import (
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 UNIT = "000.05.12.H56"
 CAL = WorkingCalendar()
+# The 766 points of the rules in force (shipped: the DVCQG evaluation, DOMAIN §4.2); a province publishes others.
+SHIPPED_INDICATORS = shipped_book().in_force(date(2026, 3, 31)).indicators
+
+
+def indicator_rules(changes: dict[str, dict[str, object]] | None = None) -> list[domain.IndicatorRule]:
+    """The shipped indicators, with some fields changed as a province's published version would."""
+    changed = {code: i.model_copy(update=(changes or {}).get(code, {})) for code, i in SHIPPED_INDICATORS.items()}
+    return domain.indicator_rules(changed)
 
 
 def at(day: str, hour: int = 9, minute: int = 0) -> datetime:
@@ -308,7 +317,7 @@ def test_the_sync_rate_is_the_dvcqg_sync_outcomes_never_a_count_of_the_table() -
 
 
 def test_points_are_capped_and_reach_the_maximum_at_the_full_rate() -> None:
-    rules = {r.code: r for r in domain.indicator_rules()}
+    rules = {r.code: r for r in indicator_rules()}
     assert domain.points(rules["PROGRESS_ON_TIME"], 49, 50) == 19.6
     assert domain.points(rules["ONLINE_DOSSIERS"], 30, 100) == 7.2 and domain.points(rules["ONLINE_DOSSIERS"], 60, 100) == 12
     assert domain.points(rules["REUSED_DIGITIZED_DATA"], 40, 100) == 1.0
@@ -316,8 +325,8 @@ def test_points_are_capped_and_reach_the_maximum_at_the_full_rate() -> None:
     assert domain.points(rules["PETITION_PROCESSING_ON_TIME"], 0, 0) == 6
 
 
-def test_settings_override_the_points_field_by_field() -> None:
-    rules = {r.code: r for r in domain.indicator_rules({"ONLINE_DOSSIERS": {"full_at": 0.8}, "PROGRESS_ON_TIME": {"empty": "na"}})}
+def test_a_rule_set_changes_the_points_field_by_field() -> None:
+    rules = {r.code: r for r in indicator_rules({"ONLINE_DOSSIERS": {"full_at": 0.8}, "PROGRESS_ON_TIME": {"empty": "na"}})}
     assert (rules["ONLINE_DOSSIERS"].max_points, rules["ONLINE_DOSSIERS"].full_at) == (12, 0.8)
     assert domain.points(rules["PROGRESS_ON_TIME"], 0, 0) is None
 
@@ -328,7 +337,7 @@ def test_bands(score: float, name: str) -> None:
 
 
 def test_the_indicators_are_the_six_groups_of_the_dvcqg_evaluation_100_points() -> None:
-    rules = {r.code: r for r in domain.indicator_rules()}
+    rules = {r.code: r for r in indicator_rules()}
     assert len(rules) == 18 and sum(r.max_points for r in rules.values()) == 100
     groups = [["PUBLISH_ON_TIME", "PUBLIC_UPDATE_ON_TIME", "PUBLIC_CONTENT_FULL", "DOSSIER_SYNC"], ["PROGRESS_ON_TIME"],
               ["ONLINE_DOSSIERS"], ["ORIGINAL_RESULT_AVAILABLE", "SO_HOA_GIAY_TO_GIAI_QUYET", "ELECTRONIC_CERTIFIED_COPY",
@@ -348,7 +357,7 @@ EVERYTHING_LOCAL = {"PROGRESS_ON_TIME": (10, 10), "ONLINE_DOSSIERS": (5, 10), "O
 
 
 def test_the_index_shows_the_points_earned_of_the_points_computable_and_of_100_side_by_side() -> None:
-    rules = domain.indicator_rules()
+    rules = indicator_rules()
     index = domain.index_766(EVERYTHING_LOCAL, rules)
     assert (index["total"], index["max_points"], index["index_max_points"]) == (74, 74, 100)
     assert index["of_computable"] == {"basis": "computable", "points": 74, "max_points": 74, "score": 100.0, "band": "Xuất sắc"}
@@ -362,7 +371,7 @@ def test_the_index_shows_the_points_earned_of_the_points_computable_and_of_100_s
 
 
 def test_every_indicator_not_computed_says_why() -> None:
-    index = domain.index_766({k: v for k, v in EVERYTHING_LOCAL.items() if k != "DOSSIER_SYNC"}, domain.indicator_rules(),
+    index = domain.index_766({k: v for k, v in EVERYTHING_LOCAL.items() if k != "DOSSIER_SYNC"}, indicator_rules(),
                              reasons={"DOSSIER_SYNC": domain.SYNC_UNAVAILABLE})  # fmt: skip
     missing = {r["code"]: r for r in index["not_computable"]}
     assert set(missing) == set(domain.NOT_COMPUTABLE_766) | {"DOSSIER_SYNC"}
@@ -370,13 +379,13 @@ def test_every_indicator_not_computed_says_why() -> None:
     assert all(r["reason"] and r["name"] for r in missing.values())
     assert index["of_computable"]["max_points"] == 68 and index["of_100"]["max_points"] == 100
     assert {r["code"] for r in index["indicators"]}.isdisjoint(missing)
-    nothing = domain.index_766({}, domain.indicator_rules())
+    nothing = domain.index_766({}, indicator_rules())
     assert len(nothing["not_computable"]) == 18 and nothing["of_computable"]["score"] is None and nothing["band"] == "Yếu"
     assert {r["reason"] for r in nothing["not_computable"] if r["code"] == "PROGRESS_ON_TIME"} == {domain.NOT_MEASURED}
 
 
 def test_an_indicator_with_nothing_to_measure_and_no_score_stays_out_of_the_points_computable() -> None:
-    rules = domain.indicator_rules({"ONLINE_DOSSIERS": {"empty": "na"}})
+    rules = indicator_rules({"ONLINE_DOSSIERS": {"empty": "na"}})
     index = domain.index_766({"PROGRESS_ON_TIME": (10, 10), "ONLINE_DOSSIERS": (0, 0)}, rules)
     assert [r["points"] for r in index["indicators"]] == [20, None]
     assert (index["of_computable"]["max_points"], index["of_computable"]["score"], index["of_100"]["score"]) == (20, 100.0, 20.0)
@@ -407,7 +416,7 @@ def test_xlsx_has_a_caption_a_frozen_header_and_the_rows() -> None:
 def test_the_766_file_lists_what_is_not_computed_and_both_scores_with_the_band_basis() -> None:
     from services.reporting.models import Index766Public
 
-    body = domain.index_766(EVERYTHING_LOCAL, domain.indicator_rules())
+    body = domain.index_766(EVERYTHING_LOCAL, indicator_rules())
     report = Index766Public(unit=UNIT, scope=UNIT, month="2026-03", average_processing=[], **body)
     sheet = load_workbook(io.BytesIO(exports.index_766_file(report, "xlsx").body)).active
     rows = {sheet.cell(row=r, column=1).value: [c.value for c in sheet[r]] for r in range(3, sheet.max_row + 1)}
@@ -417,9 +426,7 @@ def test_the_766_file_lists_what_is_not_computed_and_both_scores_with_the_band_b
     assert rows["DIEM_TINH_DUOC"][10] is None and "trên thang 100" in sheet.cell(row=1, column=1).value
 
 
-def test_settings_refuse_an_unknown_766_indicator() -> None:
-    with pytest.raises(ValueError, match="unknown indicators"):
-        ReportingSettings(index766_indicators={"NOPE": {"max_points": 1}})
-    with pytest.raises(ValueError, match="unknown keys"):
-        ReportingSettings(index766_indicators={"ONLINE_DOSSIERS": {"weight": 1}})
+def test_the_766_points_are_the_rules_not_a_setting() -> None:
+    assert "index766_indicators" not in ReportingSettings.model_fields and "office_opens" not in ReportingSettings.model_fields
+    assert not hasattr(domain, "DEFAULT_766")
     assert ReportingSettings().procedure_fields["1.004194"] == "Cư trú"
