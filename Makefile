@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: run test lint-imports test-unit test-integration test-e2e test-faults test-at bench bench-intake bench-lifecycle bench-reporting schemas openapi clean
+.PHONY: run test lint-imports test-unit test-integration test-e2e test-faults test-at bench bench-intake bench-lifecycle bench-reporting bench-overload schemas openapi clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ test-at: $(STAMP)
 	scripts/test-at "$(AT)"
 
 # Every benchmark, one after the other (each starts and stops its own stack); figures in bench/results/.
-bench: bench-intake bench-lifecycle bench-reporting
+bench: bench-intake bench-lifecycle bench-reporting bench-overload
 
 bench-intake: $(STAMP)
 	$(PY) -m bench.intake
@@ -51,6 +51,10 @@ bench-lifecycle: $(STAMP)
 
 bench-reporting: $(STAMP)
 	$(PY) -m bench.reporting
+
+# Admission control under 5× the measured capacity, exactly-once after it, and a portal burst (issue 19).
+bench-overload: $(STAMP)
+	$(PY) -m bench.overload
 
 schemas: $(STAMP)
 	$(VENV)/bin/motcua events schema --out docs/events

@@ -313,6 +313,10 @@ def merge(results: list[dict[str, Any]], args: argparse.Namespace, mode: str, cp
         "errors": errors,
         "error_count": sum(errors.values()),
         "latency_ms": percentiles(latencies),
+        "latency_ms_by_status": {
+            code: percentiles([x for r in results for x in r.get("latencies_by_status_ms", {}).get(code, [])])
+            for code in sorted({c for r in results for c in r.get("latencies_by_status_ms", {})})
+        },
         "service_time_ms": percentiles(service),
         "generator_lateness_ms": percentiles(lateness) if lateness else None,
         "peak_in_flight": max(r["peak_in_flight"] for r in results),

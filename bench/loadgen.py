@@ -58,6 +58,7 @@ class Run:
         self.status: Counter[str] = Counter()
         self.exceptions: Counter[str] = Counter()
         self.latencies_ms: list[float] = []  # from intended start (open) / actual start (closed)
+        self.latencies_by_status_ms: dict[str, list[float]] = {}  # the same, per HTTP status (201 vs 503)
         self.service_ms: list[float] = []  # from actual send start
         self.lateness_ms: list[float] = []  # actual send - intended start (open loop: the generator's queue)
         self.sent = self.sent_in_window = 0
@@ -106,6 +107,7 @@ class Run:
         if measured:
             self.status[str(code)] += 1
             self.latencies_ms.append(round((done - intended) * 1000, 3))
+            self.latencies_by_status_ms.setdefault(str(code), []).append(self.latencies_ms[-1])
             self.service_ms.append(round((done - started) * 1000, 3))
             if self.mode == "open":
                 self.lateness_ms.append(round((started - intended) * 1000, 3))
@@ -171,6 +173,7 @@ class Run:
             "dropped": self.dropped,
             "peak_in_flight": self.peak_in_flight,
             "latencies_ms": self.latencies_ms,
+            "latencies_by_status_ms": self.latencies_by_status_ms,
             "service_ms": self.service_ms,
             "lateness_ms": self.lateness_ms,
             "samples": list(self.samples.values()),

@@ -12,6 +12,16 @@ HTTP_REQUESTS = Histogram(
     ["service", "method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+ADMISSION_SHED = Counter(
+    "motcua_http_shed_total", "Requests refused with 503 at admission (no slot, queue too long)", ["service", "route", "budget"]
+)
+ADMISSION_QUEUE_SECONDS = Histogram(
+    "motcua_http_queue_seconds",
+    "Time an admitted request waited for a slot of its budget",
+    ["service", "budget"],
+    buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+ADMISSION_IN_FLIGHT = Gauge("motcua_http_in_flight", "Requests holding a slot of their budget", ["service", "budget"])
 SWEEP_ROUNDS = Counter("motcua_sweep_rounds_total", "Rounds of a periodic sweep that completed", ["sweep"])
 SWEEP_CLAIMED = Counter("motcua_sweep_claimed_total", "Rows a periodic sweep claimed and acted on", ["sweep"])
 OUTBOX_BACKLOG = Gauge("motcua_outbox_backlog", "Outbox rows not yet published", ["service"])

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.admission import AdmissionControl, Budget
 from shared.auth import Principal, Role, TokenVerifier, require_roles
 from shared.clock import Clock, OffsetClock, SystemClock
 from shared.consumer import EventConsumer, Subscription
@@ -310,4 +311,15 @@ def build_app(
         app.include_router(router)
     app.add_middleware(_HttpObservability, service=settings.service)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    # Admission control wraps the whole stack, OpenTelemetry's included: a refused request costs no span, no
+    # histogram, no routing, no body; it is counted as shed (FastAPI builds its stack on the first request).
+    queue = {"max_queue_seconds": settings.admission_max_queue_seconds, "max_queue": settings.admission_max_queue}
+    write = Budget("write", slots=settings.admission_write_slots, **queue)
+    read = Budget("read", slots=settings.admission_read_slots, **queue)
+    build_stack = app.build_middleware_stack
+
+    def build_with_admission() -> ASGIApp:
+        return AdmissionControl(build_stack(), service=settings.service, write=write, read=read, openapi=app.openapi)
+
+    app.build_middleware_stack = build_with_admission  # type: ignore[method-assign]
     return app

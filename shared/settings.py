@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev"}
@@ -64,6 +64,12 @@ class ServiceSettings(BaseSettings):
     rate_limit_public_burst: int = 100
     rate_limit_callback_per_second: float = 200.0
     rate_limit_callback_burst: int = 1000
+    # Admission control (shared/admission.py): requests at once per process and how long a queue may be expected to
+    # take; beyond it a 503 with Retry-After at once. Chosen from the measured capacity (bench/overload.py).
+    admission_write_slots: int = Field(default=4, ge=1)
+    admission_read_slots: int = Field(default=4, ge=1)
+    admission_max_queue_seconds: float = Field(default=0.25, ge=0)
+    admission_max_queue: int = Field(default=256, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -84,6 +90,12 @@ class ServiceSettings(BaseSettings):
             raise ValueError("production needs JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE")
         if self.environment == "production" and (self.jwt_public_key or "").strip().lower() in PLACEHOLDER_SECRETS - {""}:
             raise ValueError("JWT_PUBLIC_KEY holds a placeholder")
+        connections = 2 * self.database_pool_size  # the pool and as many overflow connections (shared/db.py)
+        if self.admission_write_slots + self.admission_read_slots > connections - 2:
+            raise ValueError(
+                f"ADMISSION_WRITE_SLOTS + ADMISSION_READ_SLOTS must leave the relay and the consumer 2 of the "
+                f"{connections} database connections (DATABASE_POOL_SIZE={self.database_pool_size})"
+            )
         return self
 
     def topic(self, producer: str) -> str:
