@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from services.workflow import store
 from shared import forms
@@ -267,8 +268,18 @@ def _agency(case: store.Case, ctx: FormContext) -> Agency:
     return Agency(name=ctx.one_stop_name, parent=ctx.unit_names.get(unit, unit))
 
 
-def _procedure(case: store.Case) -> Procedure:
-    return Procedure(name=case.procedure_name, code=case.procedure_code)
+def _about(case: store.Case, ctx: FormContext, spec: FormSpec) -> dict[str, Any]:
+    """What every form of the case prints about it: number and title in its rules, the one-stop, the dossier."""
+    return {
+        "number": spec.number,
+        "title": spec.title,
+        "agency": _agency(case, ctx),
+        "dossier_code": case.code,
+        "lookup_url": ctx.lookup_url,
+        "applicant": Applicant(name=case.applicant_name),
+        "procedure": Procedure(name=case.procedure_name, code=case.procedure_code),
+        "received_at": case.received_at,
+    }
 
 
 def supplement_request_form(case: store.Case, ctx: FormContext) -> forms.SupplementRequestForm | None:
@@ -281,18 +292,11 @@ def supplement_request_form(case: store.Case, ctx: FormContext) -> forms.Supplem
         forms.SupplementItem(content=reason, reason=reason),
     )
     return forms.SupplementRequestForm(
-        agency=_agency(case, ctx),
-        dossier_code=case.code,
-        lookup_url=ctx.lookup_url,
-        applicant=Applicant(name=case.applicant_name),
-        procedure=_procedure(case),
+        **_about(case, ctx, spec),
         stage=forms.SupplementStage.APPRAISAL,
-        number=spec.number,
-        title=spec.title,
         items=items,
         issued_at=case.supplement_requested_at,
         officer=Officer(name=case.supplement_requested_by or ""),
-        received_at=case.received_at,
     )
 
 
@@ -302,14 +306,7 @@ def apology_form(case: store.Case, ctx: FormContext) -> ApologyForm | None:
     if spec is None or case.apology_issued_at is None or case.due_at_rescheduled is None or case.due_at is None:
         return None
     return ApologyForm(
-        number=spec.number,
-        title=spec.title,
-        agency=_agency(case, ctx),
-        dossier_code=case.code,
-        lookup_url=ctx.lookup_url,
-        applicant=Applicant(name=case.applicant_name),
-        procedure=_procedure(case),
-        received_at=case.received_at,
+        **_about(case, ctx, spec),
         original_appointment_at=case.due_at,
         new_appointment_at=case.due_at_rescheduled,
         reason=case.apology_reason or "",
@@ -335,14 +332,7 @@ def control_slip_form(case: store.Case, steps: list[store.CaseStep], ctx: FormCo
     )
     spec = ctx.spec("control", "05", CONTROL_SLIP_TITLE) or FormSpec(number="05", title=CONTROL_SLIP_TITLE)
     return ControlSlipForm(
-        number=spec.number,
-        title=spec.title,
-        agency=_agency(case, ctx),
-        dossier_code=case.code,
-        lookup_url=ctx.lookup_url,
-        applicant=Applicant(name=case.applicant_name),
-        procedure=_procedure(case),
-        received_at=case.received_at,
+        **_about(case, ctx, spec),
         appointment_at=case.due_at_original or case.received_at,
         rows=handovers,
     )
@@ -354,15 +344,8 @@ def stop_notice_form(case: store.Case, ctx: FormContext) -> StopNoticeForm | Non
     if spec is None or case.status != "stopped" or case.closed_at is None:
         return None
     return StopNoticeForm(
-        number=spec.number,
-        title=spec.title,
-        agency=_agency(case, ctx),
-        dossier_code=case.code,
-        lookup_url=ctx.lookup_url,
-        applicant=Applicant(name=case.applicant_name),
-        procedure=_procedure(case),
+        **_about(case, ctx, spec),
         unit=ctx.unit_names.get(case.unit, case.unit),
-        received_at=case.received_at,
         stopped_at=case.closed_at,
         reason=case.closed_reason or "",
         officer=Officer(name=case.closed_by or ""),
