@@ -59,6 +59,19 @@ def create_platform_tables() -> None:
     )
 
 
+
+def create_recovery_tables() -> None:
+    """The platform tables of issue #20, the same in every service's database.
+
+    consumer_positions: where each consumer stands in each partition, written in the transaction of the effects
+    (shared/consumer.py). Filled in by the recovery work; each service's ``*_recovery`` migration calls this.
+    """
+
+
+def drop_recovery_tables() -> None:
+    """Undo ``create_recovery_tables``."""
+
+
 def run_env(target_metadata: sa.MetaData | None = None) -> None:
     """Body of every service's ``migrations/env.py`` (online mode, asyncpg)."""
     url = context.config.get_main_option("sqlalchemy.url")
