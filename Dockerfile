@@ -5,7 +5,9 @@
 #   docker run --rm --env-file my.env motcua:dev migrate intake                # Alembic upgrade of that service's database
 # Settings come from the environment only (README "Settings"). The image listens on 0.0.0.0:8080, runs as
 # uid 10001 and writes nothing outside /tmp, so it runs with a read-only root file system.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base by digest (the tag python:3.11.11-slim-bookworm): a rebuild gets the same system and interpreter. To move
+# it, pull the new tag, take its digest (docker buildx imagetools inspect) and change both here.
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:081075da77b2b55c23c088251026fb69a7b2bf92471e491ff5fd75c192fd38e5
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -13,14 +15,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/motcua
 WORKDIR /src
-# The dependencies first, pinned by constraints.txt: a change to the code alone reuses this layer.
+# The dependencies first, from the hashed lock (deploy/requirements.lock: the project's dependencies at the versions
+# of constraints.txt, and the build back end, every file by its sha256): pip refuses any file whose hash differs and
+# any package the lock does not pin. A change to the code alone reuses this layer.
+COPY deploy/requirements.lock ./deploy/requirements.lock
+RUN /opt/motcua/bin/pip install --require-hashes --only-binary=:all: --no-deps -r deploy/requirements.lock
 COPY pyproject.toml constraints.txt README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
- && /opt/motcua/bin/pip install --only-binary=:all: -c constraints.txt -r /tmp/requirements.txt
 COPY shared ./shared
 COPY services ./services
 COPY motcua ./motcua
-RUN /opt/motcua/bin/pip install --no-deps -c constraints.txt . \
+# The project itself: built with the locked setuptools (no build isolation, no index), so nothing unhashed comes in.
+RUN /opt/motcua/bin/pip install --no-deps --no-build-isolation --no-index . \
  && /opt/motcua/bin/python -m compileall -q /opt/motcua/lib
 
 FROM ${PYTHON_IMAGE} AS runtime

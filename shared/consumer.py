@@ -1,9 +1,18 @@
-"""The idempotent consumer: inbox row in the effect's transaction, offsets committed after the database commit.
+"""The idempotent consumer: inbox row and position in the effect's transaction, Kafka offsets committed after it.
 
 Three outcomes, all visible: success; transient failure retried in place with
 capped backoff and jitter (a database or broker outage is waited out, never
 dead-lettered); permanent failure (undecodable, unknown type, a PermanentError,
 or retries spent) written to ``dead_letters`` and counted.
+
+Where the consumer stands in each partition lives in its own database
+(``consumer_positions``), written once per batch in the batch's transaction. On
+start and after each rebalance it seeks there; Kafka's committed offset (still
+committed, for lag tools) is used only for a partition with no stored position.
+A database restored from a backup therefore reads again, and applies once,
+everything after its backup point that the broker still holds; a broker that
+lost data (a stored position beyond its log, or a group it forgot) is read
+again from its log start, the inbox skipping what was applied.
 """
 
 from __future__ import annotations
@@ -17,7 +26,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import text
@@ -29,6 +43,7 @@ from shared.faults import failpoint
 from shared.kafka import ensure_topics, make_consumer
 from shared.metrics import (
     CONSUMER_LAG,
+    CONSUMER_REWINDS,
     DEAD_LETTERS,
     EVENT_LAG,
     EVENT_RETRIES,
@@ -76,6 +91,48 @@ _DEAD = text(
 )
 
 
+_POSITION = text(
+    """
+    INSERT INTO consumer_positions (topic, partition, next_offset, updated_at)
+    VALUES (:topic, :partition, :next_offset, now())
+    ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at
+    """
+)
+_POSITIONS = text("SELECT topic, partition, next_offset FROM consumer_positions WHERE topic = ANY(:topics)")
+
+
+def _position_of(stored: dict[TopicPartition, int], tp: TopicPartition) -> int | None:
+    """Where to start a partition: its stored position; None (Kafka's committed offset) only while none is stored.
+
+    Every batch stores its partition's position, so once this database holds any, a partition without one had
+    nothing applied from it when the database was written (a restored backup, taken before the partition's first
+    record): it starts at the log start. Only a database that never stored a position (a service upgraded to
+    positions) takes over Kafka's committed offsets.
+    """
+    if tp in stored:
+        return stored[tp]
+    return 0 if stored else None
+
+
+def _after(record: ConsumerRecord) -> dict[str, object]:
+    """The position row that says ``record`` is settled: its partition's next offset is the one after it."""
+    return {"topic": record.topic, "partition": record.partition, "next_offset": record.offset + 1}
+
+
+class _StoredPositions(ConsumerRebalanceListener):
+    """Seeks each partition this consumer is given to the position stored beside the effects."""
+
+    def __init__(self, owner: EventConsumer, consumer: AIOKafkaConsumer) -> None:
+        self.owner = owner
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.owner._forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.owner._seek_stored(self.consumer, assigned)
+
+
 class _FailedAt(Exception):
     """A batch stopped at one record."""
 
@@ -121,6 +178,12 @@ class EventConsumer:
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._lag_partitions: set[TopicPartition] = set()  # the partitions whose lag gauge this consumer set
+        # Per assigned partition: the stored position (None: none stored), loaded on assignment, moved with each batch.
+        self._positions: dict[TopicPartition, int | None] = {}
+        self._committed_here: dict[TopicPartition, int] = {}  # the last offset this consumer committed to Kafka
+        self._rewound: set[TopicPartition] = set()  # read again from the log start, not yet committed to Kafka since
+        self._sought: dict[TopicPartition, int] = {}  # where this consumer sought a partition, until its next batch
+        self._unverified: set[TopicPartition] = set()  # sought to a stored position; does the broker know the group?
         zero_consumer_series(settings.service, self.handlers)
 
     async def run(self) -> None:
@@ -128,6 +191,7 @@ class EventConsumer:
         backoff = 0.2
         while not self._stopping.is_set():
             consumer = make_consumer(self.settings, self.topics)
+            consumer.subscribe(topics=self.topics, listener=_StoredPositions(self, consumer))
             try:
                 await ensure_topics(self.settings, self.topics)
                 await consumer.start()
@@ -154,16 +218,20 @@ class EventConsumer:
         self._stopping.set()
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
-        repositioned: dict[TopicPartition, int] = {}
+        self._sought.clear()
         while not self._stopping.is_set():
+            if self._unverified:
+                await self._verify_assigned(consumer)
             batches = await consumer.getmany(timeout_ms=500, max_records=self.settings.relay_batch_size)
             for tp, records in batches.items():
                 if tp not in consumer.assignment():
                     continue  # revoked since the fetch (a rebalance): its new owner reads it from the group's offset
-                if not await self._where_the_group_stands(consumer, tp, records[0].offset, repositioned):
+                if not await self._where_the_group_stands(consumer, tp, records[0].offset):
                     continue
                 if not await self._settle(records):
                     return
+                if tp in consumer.assignment():
+                    self._positions[tp] = records[-1].offset + 1
                 if await self._commit(consumer, tp, records[-1].offset + 1):
                     failpoint("consumer.after_offset_commit")
             await self._observe_lag(consumer)
@@ -180,7 +248,78 @@ class EventConsumer:
         except (CommitFailedError, IllegalStateError) as exc:
             log.info("%s: offset %s not committed, the group rebalanced meanwhile: %s", tp, offset, exc)
             return False
+        self._committed_here[tp] = offset
+        self._rewound.discard(tp)
         return True
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        """What this consumer knew of partitions taken away: whoever has them next moves their positions."""
+        for tp in partitions:
+            self._positions.pop(tp, None)
+            self._committed_here.pop(tp, None)
+            self._rewound.discard(tp)
+            self._sought.pop(tp, None)  # a seek before the rebalance says nothing of the position after it
+            self._unverified.discard(tp)
+
+    async def _stored_positions(self) -> dict[TopicPartition, int]:
+        """The positions stored in this service's database for its topics; waits for the database (never gives up)."""
+        backoff = self.settings.consumer_backoff_initial_seconds
+        while True:
+            try:
+                async with self.db.reading() as tx:
+                    found = await tx.session.execute(_POSITIONS, {"topics": self.topics})
+                    return {TopicPartition(r.topic, r.partition): r.next_offset for r in found}
+            except Exception as exc:  # wait for the database
+                if self._stopping.is_set():
+                    raise
+                log.warning("cannot read the stored positions yet: %s", exc)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.settings.consumer_backoff_max_seconds)
+
+    async def _seek_stored(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """After a (re)balance: seek each assigned partition to its stored position; the others start where Kafka says.
+
+        Runs inside aiokafka's rebalance. If the database does not answer, nothing is sought here: the first batch of
+        each partition is then checked against the stored position (``_where_the_group_stands``) and sought there.
+        """
+        self._forget(assigned)
+        try:
+            async with asyncio.timeout(5):
+                stored = await self._stored_positions()
+        except Exception as exc:  # noqa: BLE001 - checked again batch by batch
+            log.warning("positions not sought on assignment (checked at the first batch instead): %r", exc)
+            return
+        for tp in assigned:
+            self._positions[tp] = position = _position_of(stored, tp)
+            if position is not None:
+                consumer.seek(tp, position)
+            if position:
+                self._unverified.add(tp)
+        log.info("assigned %s; stored positions %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+                 {f"{tp.topic}/{tp.partition}": o for tp, o in stored.items() if tp in assigned})  # fmt: skip
+
+    async def _verify_assigned(self, consumer: AIOKafkaConsumer) -> None:
+        """Partitions sought to a stored position on assignment, checked once against the group's offsets in Kafka.
+
+        A broker that forgot this group (Tansu restarts empty) may not answer a fetch beyond its new log's end with
+        "offset out of range": the consumer would wait at its old position, past records of the new log that never
+        come to a batch check. So a stored position the broker knows no committed offset for is read again from the
+        log start, as in ``_where_the_group_stands``. Runs in the poll loop, not inside the rebalance callback.
+        """
+        for tp in list(self._unverified):
+            self._unverified.discard(tp)
+            if tp not in consumer.assignment() or tp in self._rewound:
+                continue
+            if await consumer.committed(tp) is not None:
+                continue
+            start = (await consumer.beginning_offsets([tp]))[tp]
+            log.warning("%s: the broker knows no offset of this group but this consumer stood at %s (broker lost "
+                        "data?): reading again from %s", tp, self._positions.get(tp), start)  # fmt: skip
+            CONSUMER_REWINDS.labels(self.settings.service, "group_forgotten").inc()
+            self._rewound.add(tp)
+            self._positions[tp] = start
+            consumer.seek(tp, start)
+            self._sought[tp] = start
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Set the lag gauge of every assigned partition: its high watermark minus this consumer's position.
@@ -249,6 +388,7 @@ class EventConsumer:
                             outcomes.append((envelope, await self._apply_in(tx, record, envelope, event, handler)))
                         except Exception as exc:
                             raise _FailedAt(index, exc) from exc
+                    await tx.session.execute(_POSITION, _after(decoded[-1][0]))  # once per batch, with its effects
             except _FailedAt as failed:
                 if self._stopping.is_set():
                     raise failed.error from None
@@ -267,31 +407,49 @@ class EventConsumer:
             return len(decoded), failure
         return 0, failure
 
-    async def _where_the_group_stands(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, first: int, repositioned: dict[TopicPartition, int]
-    ) -> bool:
-        """Whether a fetched batch starts where the broker says this group stands; if not, seek there and drop it.
+    async def _where_the_group_stands(self, consumer: AIOKafkaConsumer, tp: TopicPartition, first: int) -> bool:
+        """Whether a fetched batch starts where this consumer stands; if not, seek there and drop the batch.
 
-        A restarted in-memory broker (Tansu) comes back without topics, records or group offsets. Until a heartbeat
-        tells the client that its group is gone, the client keeps fetching from its old position N in the new log:
-        records 0..N-1 would be skipped, then redelivered after the failed offset commit, so one dossier's events
-        would be applied out of order. The broker's committed offset (or the log start when none is committed) is
-        the truth, so each batch is checked against it before anything is applied.
+        Where it stands: the position stored beside the effects, else the group's committed offset in Kafka, else the
+        log start. A broker that lost data is read again from its log start (the inbox skips what was applied), and
+        counted: a stored position beyond the partition's end (unclean leader election, a topic recreated, an
+        in-memory broker restarted), or a broker that forgot the offsets this group committed (Tansu restarts without
+        topics, records or groups). Until a heartbeat tells the client that its group is gone, the client keeps
+        fetching from its old position N in the new log: records 0..N-1 would be skipped; hence the check of every
+        batch before anything is applied.
         """
-        sought = repositioned.pop(tp, None)
+        sought = self._sought.pop(tp, None)
         if sought is not None and first >= sought:
             return True  # fetched from where we sought: a later first offset is a gap in the log, not a skip
+        if tp not in self._positions:  # not loaded on assignment (the database did not answer then)
+            self._positions[tp] = _position_of(await self._stored_positions(), tp)
+        stored = self._positions[tp]
         committed = await consumer.committed(tp)
-        if committed == first:
+        ours = self._committed_here.get(tp)
+        if ours is not None:  # this consumer committed here: the broker must remember it
+            forgotten = committed is None or committed < ours
+        else:  # a stored position, yet the broker knows no offset of this group (and we did not rewind it already)
+            forgotten = bool(stored) and committed is None and tp not in self._rewound
+        expected = stored if stored is not None else committed
+        if first == expected and not forgotten:
             return True
         start = (await consumer.beginning_offsets([tp]))[tp]
-        expected = start if committed is None else max(committed, start)
+        end = (await consumer.end_offsets([tp]))[tp]
+        if forgotten or (expected is not None and expected > end):
+            reason = "group_forgotten" if forgotten else "log_truncated"
+            log.warning("%s: the broker lost data (%s: stood at %s, committed %s, log %s..%s): reading again from %s",
+                        tp, reason, expected, committed, start, end, start)  # fmt: skip
+            CONSUMER_REWINDS.labels(self.settings.service, reason).inc()
+            self._rewound.add(tp)
+            self._committed_here.pop(tp, None)
+            expected = start
+        expected = start if expected is None else max(expected, start)
+        self._positions[tp] = expected
         if first == expected:
             return True
-        log.warning("%s: fetched from offset %s but the group stands at %s (broker restarted?): seeking there",
-                    tp, first, expected)
+        log.warning("%s: fetched from offset %s but this consumer stands at %s: seeking there", tp, first, expected)
         consumer.seek(tp, expected)
-        repositioned[tp] = expected
+        self._sought[tp] = expected
         return False
 
     async def handle_record(self, record: ConsumerRecord, *, failed_once: Exception | None = None) -> None:
@@ -347,6 +505,7 @@ class EventConsumer:
         """One record in its own transaction."""
         async with self.db.unit_of_work(actor=envelope.actor) as tx:
             outcome = await self._apply_in(tx, record, envelope, event, handler)
+            await tx.session.execute(_POSITION, _after(record))
         if outcome == "applied":
             EVENT_LAG.labels(self.settings.service, envelope.type).observe(
                 max(0.0, (self.db.clock.now() - envelope.time).total_seconds())
@@ -419,6 +578,7 @@ class EventConsumer:
             try:
                 async with self.db.unit_of_work() as tx:
                     await tx.session.execute(_DEAD, values)
+                    await tx.session.execute(_POSITION, _after(record))
                 break
             except Exception as db_exc:  # noqa: BLE001 - wait for the database
                 if self._stopping.is_set():

@@ -19,6 +19,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 INTAKE, WORKFLOW, DIGITIZATION, PAYMENTS = "intake", "workflow", "digitization", "payments"
 PRODUCERS = (INTAKE, WORKFLOW, DIGITIZATION, PAYMENTS)
+# A platform fact every producer publishes on its own topic; its ``producer`` field says whose it is (shared/drift.py).
+EVERY_PRODUCER = "*"
 
 REGISTRY: dict[str, type[Fact]] = {}
 
@@ -39,11 +41,13 @@ class Fact(BaseModel):
         super().__init_subclass__(**kwargs)
         if type is None:
             return
-        if producer not in PRODUCERS:
+        if producer not in PRODUCERS and producer != EVERY_PRODUCER:
             raise ValueError(f"{cls.__name__}: unknown producer {producer!r}")
         if type in REGISTRY:
             raise ValueError(f"event type {type} registered twice")
-        cls.type, cls.producer = type, producer
+        cls.type = type
+        if producer != EVERY_PRODUCER:  # otherwise each event's own ``producer`` field names its topic
+            cls.producer = producer
         REGISTRY[type] = cls
 
     @property
@@ -158,6 +162,36 @@ class DossierReceived(Event, type="vn.motcua.dossier.received.v1", producer=INTA
     lien_thong_steps: list[LienThongStepPlan] | None = Field(
         default=None, description="the procedure's inter-agency step plan from the catalog; null: none or not said"
     )
+
+
+ImportedOutcome = Literal["open", "done", "returned", "rejected", "stopped", "withdrawn"]
+
+
+class DossierImported(Event, type="vn.motcua.dossier.imported.v1", producer=INTAKE):
+    """A dossier of a unit's paper register (Sổ theo dõi hồ sơ) was brought into the system: its whole known history
+    in one fact. ``occurred_at`` is the historical reception; the envelope's time is the import. Workflow opens an open
+    one with its original deadline (or files a closed one as closed); reporting counts it in the months of its dates."""
+
+    import_id: int = Field(ge=1, description="the register import that brought it in (intake's register_imports row)")
+    line: int = Field(ge=1, description="its line in the imported file")
+    procedure_code: str
+    procedure_name: str
+    procedure_version: int = 1
+    procedure_field: str | None = Field(default=None, max_length=200)
+    procedure_field_code: str | None = Field(default=None, max_length=64)
+    applicant_name: str
+    receiving_unit: str | None = None
+    received_at: AwareDatetime
+    appointment_at: AwareDatetime = Field(description="the appointment written in the register (Hẹn trả)")
+    due_at: AwareDatetime = Field(description="the deadline it is judged against: the appointment moved by the paused days")
+    paused_working_days: int = Field(default=0, ge=0, le=365, description="working days the clock stood still (supplements)")
+    outcome: ImportedOutcome = Field(description="open: still being processed; otherwise how it ended")
+    finished_at: AwareDatetime | None = Field(default=None, description="end of processing (Ngày xử lý xong); null: open")
+    returned_at: AwareDatetime | None = Field(default=None, description="the result went back to the applicant")
+    timeliness: Literal["early", "on_time", "late"] | None = Field(default=None, description="a closed one judged against due_at")
+    officer: str | None = Field(default=None, max_length=200, description="the officer holding or who held it; null: unknown")
+    notes: str | None = Field(default=None, max_length=2000)
+    rules: str | None = Field(default=None, max_length=64, description="the rule set ref in force at the historical reception")
 
 
 class DossierSupplemented(Event, type="vn.motcua.dossier.supplemented.v1", producer=INTAKE):
@@ -528,6 +562,37 @@ class PaymentFailed(Event, type="vn.motcua.payment.failed.v1", producer=PAYMENTS
     )
     provider_transaction_id: str | None = None
     amount_received: Decimal | None = Field(default=None, ge=0, decimal_places=0)
+
+
+# ---- every producer: the outbox manifest (shared/drift.py) ------------------------------------------------------
+
+
+class ManifestEntry(BaseModel):
+    """One outbox row a manifest announces: the event's id (its ``ce_id``) and type."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    type: str = Field(min_length=1, max_length=200)
+    row: int = Field(ge=1, description="its outbox id at the producer (where a replay would start)")
+
+
+class OutboxManifest(Fact, type="vn.motcua.outbox.manifest.v1", producer=EVERY_PRODUCER):
+    """What a producer's outbox holds for one day (Asia/Ho_Chi_Minh), one chunk of rows: every consumer compares it with
+    its inbox to name the events it never applied (shared/drift.py)."""
+
+    producer: str = Field(min_length=1, max_length=64, description="the producing service, whose topic carries this")
+    day: date = Field(description="the day the announced events were written, in Asia/Ho_Chi_Minh")
+    first_id: int = Field(ge=1, description="the first outbox row of this chunk (outbox id)")
+    last_id: int = Field(ge=1, description="the last outbox row of this chunk")
+    events: list[ManifestEntry] = Field(min_length=1, max_length=2000)
+    recent: bool = Field(default=False, description="a periodic re-announcement of recent days, not rows new since the last")
+    occurred_at: AwareDatetime
+
+    @property
+    def subject(self) -> str:
+        """The producer's day: its manifests stay in order."""
+        return f"{self.producer}/{self.day.isoformat()}"
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

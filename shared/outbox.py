@@ -1,14 +1,23 @@
-"""The outbox relay: publishes committed outbox rows to Kafka, in order, from one active relay per database."""
+"""The outbox relay: publishes committed outbox rows to Kafka, in order, from one active relay per database.
+
+Sent rows stay ``OUTBOX_RETENTION_HOURS``, so they can be published again (``replay``): asked for by an operator
+(``motcua outbox replay``, ``POST /api/v1/admin/outbox/replay``), or started by the relay itself when the broker
+lost records it had acknowledged (``RELAY_AUTO_REPLAY``). Consumers' inboxes make a second delivery harmless.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from datetime import timedelta
+from collections import defaultdict
+from datetime import datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.protocol.offset import OffsetRequest
+from aiokafka.structs import RecordMetadata
 from sqlalchemy import text
 
 from shared.db import OUTBOX_CHANNEL, Database, asyncpg_dsn
@@ -17,6 +26,9 @@ from shared.metrics import (
     EVENTS_PUBLISHED,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE,
+    OUTBOX_REPLAYED_ROWS,
+    OUTBOX_REPLAYS,
+    RELAY_BROKER_DATA_LOST,
     RELAY_ERRORS,
     zero_relay_series,
 )
@@ -38,6 +50,107 @@ _BACKLOG = text(
     "SELECT count(*), EXTRACT(EPOCH FROM (now() - min(created_at))) FROM outbox WHERE sent_at IS NULL"
 )
 _PURGE = text("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < now() - CAST(:keep AS interval)")
+# Per partition, the first offset the broker acknowledged in the newest relay batch that wrote there (not the last one:
+# Tansu reports a partition's end as its last record batch's base offset + 1, so the last offset would look lost).
+# The cluster id is the one of the first acknowledgement since the last replay, so a cluster that changed stays
+# visible until a replay resets the table; ``lost`` marks a partition whose log was seen going backwards (a batch
+# acknowledged at or below an earlier one: the broker lost the records in between), also until a replay.
+_ACK = text(
+    """
+    INSERT INTO relay_acks (topic, partition, acked_offset, cluster_id, updated_at)
+    SELECT a.topic, a.partition, a.acked, :cluster_id, now()
+    FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS int[]), CAST(:offsets AS bigint[])) AS a(topic, partition, acked)
+    ON CONFLICT (topic, partition) DO UPDATE
+    SET lost = relay_acks.lost OR EXCLUDED.acked_offset <= relay_acks.acked_offset,
+        acked_offset = GREATEST(relay_acks.acked_offset, EXCLUDED.acked_offset), updated_at = EXCLUDED.updated_at
+    RETURNING lost
+    """
+)
+_ACKS = text("SELECT topic, partition, acked_offset, cluster_id, lost FROM relay_acks")
+_REQUEUE = text("UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL AND sent_at >= :since")
+_REQUEUE_ALL = text("UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL")
+_FORGET_ACKS = text("DELETE FROM relay_acks")
+_LATEST = -1  # ListOffsets timestamp meaning "the end of the log"
+
+
+class ReplayRefused(ValueError):
+    """A replay window that cannot be honoured (what is wrong is the message)."""
+
+
+def _acked(results: list[RecordMetadata]) -> dict[tuple[str, int], int]:
+    """The first acknowledged offset per partition of one relay batch's send results."""
+    first: dict[tuple[str, int], int] = {}
+    for meta in results:
+        key = (meta.topic, meta.partition)
+        first[key] = min(first.get(key, meta.offset), meta.offset)
+    return first
+
+
+async def replay(
+    db: Database, service: str, since: datetime | None, *, retention_hours: float, reason: str = "requested"
+) -> int:
+    """Queue the rows sent since ``since`` (all kept rows when None) to be published again, in id order; how many.
+
+    The relay's normal path sends them again (``sent_at`` back to NULL), in id order with anything not yet sent,
+    so each dossier's events keep their order. ``relay_acks`` starts afresh: what the broker acknowledges from now
+    on is what the next check compares with. Raises ReplayRefused for a window in the future or older than what
+    the outbox keeps (rows sent before then are purged: the replay could not be complete).
+    """
+    async with db.sessions() as session, session.begin():
+        if since is not None:
+            if since.tzinfo is None:
+                raise ReplayRefused("since: needs a UTC offset, e.g. 2026-12-01T09:00:00+07:00")
+            now = (await session.execute(text("SELECT now()"))).scalar_one()
+            if since > now:
+                raise ReplayRefused(f"since: {since.isoformat()} is in the future (the database's time is {now.isoformat()})")
+            kept_from = now - timedelta(hours=retention_hours)
+            if since < kept_from:
+                raise ReplayRefused(
+                    f"since: {since.isoformat()} is before {kept_from.isoformat()}: sent rows are kept "
+                    f"OUTBOX_RETENTION_HOURS={retention_hours:g} hours, so older ones are gone and could not be replayed"
+                )
+            queued = (await session.execute(_REQUEUE, {"since": since})).rowcount
+        else:
+            queued = (await session.execute(_REQUEUE_ALL)).rowcount
+        await session.execute(_FORGET_ACKS)
+        await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+    OUTBOX_REPLAYS.labels(service, reason).inc()
+    OUTBOX_REPLAYED_ROWS.labels(service, reason).inc(queued)
+    RELAY_BROKER_DATA_LOST.labels(service).set(0)
+    log.warning("outbox replay (%s): %d sent rows since %s queued to be published again",
+                reason, queued, since.isoformat() if since else "the oldest kept row")  # fmt: skip
+    return queued
+
+
+async def broker_state(producer: AIOKafkaProducer, topics: list[str]) -> tuple[str | None, dict[tuple[str, int], int]]:
+    """The cluster id (None when the broker's metadata version has none) and the end offset of every partition.
+
+    Asked of the broker directly: aiokafka's cached metadata keeps neither the cluster id nor end offsets. A topic
+    the broker does not have is not created by the question (it ends at 0 for the comparison). Topic ids, which
+    would tell a recreated topic apart, need Metadata v10, beyond what aiokafka speaks (v5): a recreated topic is
+    seen by its end offset falling below what was acknowledged.
+    """
+    client = producer.client
+    node = client.get_random_node()
+    if node is None:
+        raise ConnectionError("no broker known")
+    metadata = await client.send(node, MetadataRequest(topics, allow_auto_topic_creation=False))
+    cluster_id = getattr(metadata, "cluster_id", None)
+    by_leader: dict[int, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+    for error_code, topic, _internal, partitions, *_ in metadata.topics:
+        if error_code != 0:
+            continue  # no such topic (any more)
+        for _error, partition, leader, *_ in partitions:
+            by_leader[leader][topic].append((partition, _LATEST))
+    ends: dict[tuple[str, int], int] = {}
+    for leader, wanted in by_leader.items():
+        response = await client.send(leader, OffsetRequest(-1, 0, list(wanted.items())))
+        for topic, partitions in response.topics:
+            for partition, error_code, *info in partitions:
+                if error_code != 0:
+                    raise ConnectionError(f"the broker did not give the end of {topic}/{partition} (error {error_code})")
+                ends[(topic, partition)] = info[-1] if response.API_VERSION else info[0][0]
+    return cluster_id, ends
 
 
 class OutboxRelay:
@@ -51,6 +164,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self._cluster_id: str | None = None
+        self._check_now = True  # the broker is checked before anything is sent on a new producer, and periodically
+        self._last_check = 0.0
+        self._reported: str | None = None  # the loss last logged while automatic replay is off (logged once)
         zero_relay_series(settings.service)
 
     async def run(self) -> None:
@@ -92,6 +209,9 @@ class OutboxRelay:
                 if conn.is_closed():
                     raise ConnectionError("lock connection lost")
                 self._wake.clear()
+                if self._check_now or loop.time() - self._last_check >= self.settings.relay_check_seconds:
+                    await self._check_broker()
+                    self._last_check = loop.time()
                 sent = await self._publish_batch()
                 if loop.time() - last_housekeeping > 1.0:
                     await self._housekeeping()
@@ -108,16 +228,64 @@ class OutboxRelay:
             producer = make_producer(self.settings)
             try:
                 await producer.start()
+                cluster_id, _ = await broker_state(producer, [])  # what the acknowledgements are recorded under
             except Exception:
                 await producer.stop()
                 raise
             self._producer = producer
+            self._cluster_id = cluster_id
             self.connected = True
+            self._check_now = True
         return self._producer
+
+    async def _check_broker(self) -> None:
+        """Compare the broker with what it acknowledged; replay every kept row if it lost any of it.
+
+        Lost: another cluster id than the one that acknowledged; a partition (or its whole topic) whose end offset
+        is at or below the first offset acknowledged in it by the newest relay batch that wrote there (a loss of only
+        that batch's later records in a partition is not seen here; the drift check sees it); or a partition whose
+        log was seen going backwards when a batch was acknowledged (``lost``: seen even when the new log has grown
+        past the old acknowledgements before this check ran). Runs before anything is sent on a new producer (a
+        reconnection), then every ``RELAY_CHECK_SECONDS``. With ``RELAY_AUTO_REPLAY=false`` the loss is reported
+        (log, ``motcua_relay_broker_data_lost``) and left for an operator's replay.
+        """
+        async with self.db.sessions() as session:
+            acks = (await session.execute(_ACKS)).all()
+        if not acks:  # nothing acknowledged since the last replay: nothing to lose (the first send is checked after it)
+            RELAY_BROKER_DATA_LOST.labels(self.settings.service).set(0)
+            self._check_now = False
+            return
+        producer = await self._producer_ready()
+        cluster_id, ends = await broker_state(producer, sorted({a.topic for a in acks}))
+        self._cluster_id = cluster_id
+        self._check_now = False
+        reason, detail = None, ""
+        if cluster_id is not None and any(a.cluster_id is not None and a.cluster_id != cluster_id for a in acks):
+            reason, detail = "cluster_changed", f"cluster {cluster_id}, acknowledged by {sorted({a.cluster_id for a in acks})}"
+        else:
+            lost = [(a.topic, a.partition, a.acked_offset, ends.get((a.topic, a.partition))) for a in acks
+                    if a.lost or ends.get((a.topic, a.partition), 0) <= a.acked_offset]  # fmt: skip
+            if lost:
+                reason = "log_truncated"
+                detail = ", ".join(f"{t}/{p} acknowledged up to {o}, ends at {e}" for t, p, o, e in lost[:8])
+        if reason is None:
+            RELAY_BROKER_DATA_LOST.labels(self.settings.service).set(0)
+            return
+        RELAY_BROKER_DATA_LOST.labels(self.settings.service).set(1)
+        if not self.settings.relay_auto_replay:
+            if self._reported != detail:
+                log.error("the broker lost acknowledged records (%s: %s); RELAY_AUTO_REPLAY is off: replay with "
+                          "'motcua outbox replay' or POST /api/v1/admin/outbox/replay", reason, detail)  # fmt: skip
+                self._reported = detail
+            return
+        log.error("the broker lost acknowledged records (%s: %s): replaying the outbox", reason, detail)
+        await replay(self.db, self.settings.service, None, retention_hours=self.settings.outbox_retention_hours,
+                     reason=reason)  # fmt: skip
 
     async def _close_producer(self) -> None:
         producer, self._producer = self._producer, None
         self.connected = False
+        self._check_now = True  # whatever the next producer connects to is checked before anything is sent
         if producer is not None:
             try:
                 await producer.stop()
@@ -136,18 +304,23 @@ class OutboxRelay:
                 # while the broker is away; on Tansu it re-creates the topics we write to).
                 if not await producer.client.force_metadata_update():
                     raise ConnectionError("the broker does not answer metadata requests")
-                await self._send_all(producer, rows)
+                results = await self._send_all(producer, rows)
             except Exception:
                 await self._close_producer()
                 await ensure_topics(self.settings, sorted({r["topic"] for r in rows}))
                 raise
             await session.execute(_MARK_SENT, {"ids": [r["id"] for r in rows]})
+            acked = _acked(results)
+            marks = await session.execute(_ACK, {"topics": [t for t, _ in acked], "partitions": [p for _, p in acked],
+                                                 "offsets": list(acked.values()), "cluster_id": self._cluster_id})  # fmt: skip
+            if any(marks.scalars()):
+                self._check_now = True  # the log went backwards: the next round checks (and replays) before sending
         for row in rows:
             EVENTS_PUBLISHED.labels(self.settings.service, row["topic"]).inc()
         return len(rows)
 
-    async def _send_all(self, producer: AIOKafkaProducer, rows: list) -> None:
-        """Send in id order; aiokafka keeps one request in flight per partition, so order holds."""
+    async def _send_all(self, producer: AIOKafkaProducer, rows: list) -> list[RecordMetadata]:
+        """Send in id order (aiokafka keeps one request in flight per partition, so order holds); the acknowledgements."""
         futures = []
         for row in rows:
             h = row["headers"]
@@ -167,7 +340,7 @@ class OutboxRelay:
             futures.append(
                 await producer.send(row["topic"], value=row["payload"].encode(), key=row["key"].encode(), headers=headers)
             )
-        await asyncio.gather(*futures)
+        return list(await asyncio.gather(*futures))
 
     async def _housekeeping(self) -> None:
         """Backlog metrics and purging of old sent rows; a failure here never stops publishing."""

@@ -8,14 +8,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace.export import SpanExporter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,10 +25,23 @@ from shared.auth import Principal, Role, TokenVerifier, require_roles
 from shared.clock import Clock, OffsetClock, SystemClock
 from shared.consumer import EventConsumer, Subscription
 from shared.db import Database
+from shared.drift import (
+    AnnouncedPublic,
+    DriftReportPublic,
+    DriftScope,
+    DriftWatch,
+    ManifestWriter,
+    announce,
+    drift_report,
+    observe,
+    with_manifests,
+)
 from shared.errors import PROBLEM_JSON, Problem, install_problem_handlers
+from shared.events import PRODUCERS
+from shared.kafka import MissingTopicsError, ensure_topics
 from shared.logs import configure_logging
 from shared.metrics import HTTP_REQUESTS
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, ReplayRefused, replay
 from shared.pages import static_router
 from shared.ratelimit import buckets_from
 from shared.settings import ServiceSettings
@@ -51,8 +64,11 @@ class ServiceDeps:
     clock: Clock
 
 
-def get_deps(request: Request) -> Any:
-    """FastAPI dependency: the service's dependencies object (typed by the service's ``Deps`` alias)."""
+async def get_deps(request: Request) -> Any:
+    """FastAPI dependency: the service's dependencies object (typed by the service's ``Deps`` alias).
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    hand-off on every request of every route (bench/README.md, issue 18)."""
     deps = request.app.state.deps
     if deps is None:  # only between app creation and the lifespan's start
         raise Problem(503, "not-ready", "Not ready", "The service is starting.")
@@ -62,7 +78,7 @@ def get_deps(request: Request) -> Any:
 PlatformDeps = Annotated[ServiceDeps, Depends(get_deps)]
 
 
-def _get_clock(request: Request) -> Clock:
+async def _get_clock(request: Request) -> Clock:
     """The service's clock, which exists from the app's creation (the clock routes answer before the lifespan)."""
     return request.app.state.clock
 
@@ -139,7 +155,21 @@ class DeadLettersPublic(BaseModel):
     count: int
 
 
-def _platform_router() -> APIRouter:
+class OutboxReplay(BaseModel):
+    """Which sent outbox rows to publish again: those sent at or after ``since`` (ISO 8601 with a UTC offset)."""
+
+    since: datetime
+
+
+class OutboxReplayPublic(BaseModel):
+    """What a replay queued: the relay publishes these rows again, in id order, with what is not yet sent."""
+
+    since: datetime
+    queued: int
+
+
+def _platform_router(*, metrics: bool = True) -> APIRouter:
+    """Health, readiness, dead letters, the clock; /metrics too unless it has a port of its own (``metrics``)."""
     router = APIRouter()
 
     @router.get("/healthz", tags=["platform"], summary="Liveness: the process answers")
@@ -167,9 +197,11 @@ def _platform_router() -> APIRouter:
             body = {"type": "urn:motcua:problem:not-ready", "title": "Not ready", "status": 503, **body}
         return JSONResponse(body, status_code=200 if ready else 503, media_type=None if ready else PROBLEM_JSON)
 
-    @router.get("/metrics", tags=["platform"], summary="Prometheus metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if metrics:
+
+        @router.get("/metrics", tags=["platform"], summary="Prometheus metrics", include_in_schema=False)
+        async def metrics_on_main_port() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @router.get(
         "/api/v1/dead-letters",
@@ -196,6 +228,62 @@ def _platform_router() -> APIRouter:
             ).mappings()
             return DeadLettersPublic(data=[DeadLetterPublic(**r) for r in rows], count=total)
 
+    @router.get(
+        "/api/v1/admin/drift",
+        tags=["platform"],
+        summary="Drift: what this service applied of what its producers announced, by producer and day",
+        response_model=DriftReportPublic,
+    )
+    async def drift(
+        request: Request,
+        deps: PlatformDeps,
+        _user: Annotated[Principal, require_roles(Role.ADMIN, Role.AUDITOR)],
+        producer: Annotated[str | None, Query(max_length=64, description="one producer; default: all it listens to")] = None,
+        since: Annotated[date | None, Query(description="first day (Asia/Ho_Chi_Minh); default: DRIFT_KEEP_DAYS ago")] = None,
+        limit: Annotated[int, Query(ge=0, le=1000, description="missing event ids listed per producer and day")] = 100,
+    ) -> DriftReportPublic:
+        scope: DriftScope = request.app.state.drift
+        if producer is not None and producer not in scope.producers:
+            listened = ", ".join(scope.producers) or "none"
+            raise Problem(
+                422, "validation-error", "The request is not valid",
+                f"producer: {producer!r} is not a producer this service listens to ({listened}).",
+            )  # fmt: skip
+        async with deps.db.reading() as tx:
+            report = await drift_report(tx, scope, request.app.state.settings, producer=producer, since=since, limit=limit)
+        if producer is None and since is None:
+            observe(report)
+        return report
+
+    @router.post(
+        "/api/v1/admin/drift/announce",
+        tags=["platform"],
+        summary="Announce this service's outbox of the recent days again now (drift manifests)",
+        response_model=AnnouncedPublic,
+    )
+    async def drift_announce(
+        request: Request, deps: PlatformDeps, _user: Annotated[Principal, require_roles(Role.ADMIN)]
+    ) -> AnnouncedPublic:
+        done = await announce(deps.db, request.app.state.settings, again=True)
+        return AnnouncedPublic(manifests=done.manifests, events=done.events)
+
+    @router.post(
+        "/api/v1/admin/outbox/replay",
+        tags=["platform"],
+        summary="Publish again the outbox rows sent since an instant (consumers' inboxes skip what they applied)",
+        response_model=OutboxReplayPublic,
+        status_code=202,
+    )
+    async def replay_outbox(
+        request: Request, deps: PlatformDeps, body: OutboxReplay, _user: Annotated[Principal, require_roles(Role.ADMIN)]
+    ) -> OutboxReplayPublic:
+        settings = request.app.state.settings
+        try:
+            queued = await replay(deps.db, settings.service, body.since, retention_hours=settings.outbox_retention_hours)
+        except ReplayRefused as exc:
+            raise Problem(422, "replay-window", "The replay window cannot be replayed", str(exc)) from exc
+        return OutboxReplayPublic(since=body.since, queued=queued)
+
     @router.get("/api/v1/admin/clock", tags=["platform"], summary="The service's current time", response_model=ClockPublic)
     async def get_clock_now(clock: _ClockDep) -> ClockPublic:
         offset = clock.offset.total_seconds() if isinstance(clock, OffsetClock) else 0.0
@@ -221,6 +309,33 @@ def _platform_router() -> APIRouter:
         return ClockPublic(now=clock.now(), offset_seconds=offset.total_seconds())
 
     return router
+
+
+async def _require_topics(settings: ServiceSettings, topics: list[str]) -> None:
+    """Production start: a missing topic stops the service with its name; an unreachable broker is waited out later.
+
+    The relay and the consumer reconnect through broker outages, so a broker that does not answer at start is
+    logged, not fatal; a topic the broker says does not exist is a deployment error the service cannot repair.
+    """
+    if not topics:
+        return
+    try:
+        await asyncio.wait_for(ensure_topics(settings, topics), timeout=30)
+    except MissingTopicsError as exc:
+        log.critical("%s cannot start: %s", settings.service, exc)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the loops retry; their ensure_topics names a missing topic later
+        log.warning("could not check the Kafka topics %s at start (%s); the relay and consumer keep trying",
+                    ", ".join(topics), exc)
+
+
+def _start_metrics_server(settings: ServiceSettings) -> Any:
+    """With METRICS_PORT set, /metrics on a port of its own (a thread of prometheus_client), else nothing."""
+    if not settings.metrics_port:
+        return None
+    server, _thread = start_http_server(settings.metrics_port, addr=settings.host)
+    log.info("metrics on %s:%d/metrics", settings.host, settings.metrics_port)
+    return server
 
 
 class BackgroundLoop(Protocol):
@@ -264,11 +379,18 @@ def build_app(
         )
         built = deps(db, clock)
         app.state.deps = built
-        listens = subscriptions(built) if subscriptions else None
+        listens = with_manifests(subscriptions(built)) if subscriptions else None
         relay = OutboxRelay(settings, db) if settings.run_relay else None
         consumer = EventConsumer(settings, db, listens) if settings.run_consumer and listens else None
         app.state.relay, app.state.consumer = relay, consumer
+        if settings.environment == "production":
+            own = [settings.topic(settings.service)] if relay and settings.service in PRODUCERS else []
+            await _require_topics(settings, own + (consumer.topics if consumer else []))
+        metrics_server = _start_metrics_server(settings)
         owned: list[BackgroundLoop] = [loop for loop in (relay, consumer) if loop] + (loops(built) if loops else [])
+        app.state.drift = DriftScope.of(settings.service, listens)  # drift: manifests out beside the relay, checks in
+        owned += [ManifestWriter(settings, db)] if relay else []
+        owned += [DriftWatch(settings, db, app.state.drift)] if consumer else []
         tasks = [asyncio.create_task(loop.run(), name=f"{settings.service}-{type(loop).__name__}") for loop in owned]
         log.info("%s started", settings.service)
         try:
@@ -281,6 +403,9 @@ def build_app(
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             await db.dispose()
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.shutdown)
+                metrics_server.server_close()
             log.info("%s stopped", settings.service)
 
     configure_logging(settings.service, settings.log_level, settings.log_json)
@@ -289,7 +414,7 @@ def build_app(
     app.state.settings = settings
     app.state.deps = None
     app.state.clock = clock
-    app.state.relay = app.state.consumer = None
+    app.state.relay = app.state.consumer = app.state.drift = None
     app.state.token_verifier = TokenVerifier(
         settings.verification_key(),
         algorithm=settings.jwt_algorithm,
@@ -305,7 +430,7 @@ def build_app(
     install_problem_handlers(app)
     for error, handler in (exception_handlers or {}).items():
         app.add_exception_handler(error, handler)
-    app.include_router(_platform_router())
+    app.include_router(_platform_router(metrics=not settings.metrics_port))
     app.include_router(static_router())
     for router in routers:
         app.include_router(router)

@@ -161,16 +161,17 @@ async def test_the_relay_does_not_trust_a_restarted_broker_with_stale_topics(
     topic = settings.topic("intake")
     try:
         async with running(OutboxRelay(settings, db)):
-            await _emit_each(db, [dossier_received(dossier_code())])  # the relay's producer now knows the topic
+            before = await _emit_each(db, [dossier_received(dossier_code())])  # the producer now knows the topic
             await eventually(lambda: _outbox_empty(db))
             await asyncio.to_thread(own_broker.stop)
             during = await _emit_each(db, [dossier_received(dossier_code()) for _ in range(10)])
             await asyncio.to_thread(own_broker.start)
             await eventually(lambda: _outbox_empty(db))
-        records = await read_topic(own_broker.bootstrap_servers, topic, until=len(during))
+        records = await read_topic(own_broker.bootstrap_servers, topic, until=len(before + during))
     finally:
         await db.dispose()
-    assert sorted(header(r, "ce_id") for r in records) == sorted(during)
+    # The broker lost the event published before it stopped; the relay noticed and published it again (issue #20).
+    assert sorted(header(r, "ce_id") for r in records) == sorted(before + during)
 
 
 async def _emit_each(db: Database, events: list) -> list[str]:

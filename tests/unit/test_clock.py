@@ -38,7 +38,7 @@ async def test_a_production_service_refuses_to_move_its_clock(tmp_path) -> None:
     from shared.auth import generate_keypair, issue_token
 
     private, public = generate_keypair(tmp_path)
-    app = create_app(IntakeSettings(environment="production", jwt_public_key=public.read_text()))
+    app = create_app(IntakeSettings(environment="production", jwt_public_key=public.read_text(), kafka_security_protocol="SSL"))
     token = issue_token(private.read_text(), subject="ops", roles=["admin"], units=["*"])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as client:
         response = await client.put(

@@ -25,6 +25,7 @@ MAKE_RUN = demo.environment_of(demo.groups(smtp_port=8025, sms_url=f"http://127.
 # What a production pod of each service needs besides (its other settings have defaults).
 PRODUCTION = {
     "ENVIRONMENT": "production",
+    "KAFKA_SECURITY_PROTOCOL": "SSL",
     "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n",
     "WORKFLOW_RATING_LINK_SECRET": "9c1f0e7a4b2d8e6f1a3c5b7d9e0f2a4c6b8d0e1f",
     "WORKFLOW_PAGE_FORM_SECRET": "2b4d6f8a0c1e3a5c7e9b1d3f5a7c9e0b2d4f6a8c",

@@ -74,7 +74,7 @@ def test_the_development_certificate_is_made_once(tmp_path: Path) -> None:
 
 
 def test_production_refuses_to_start_without_a_certificate_or_a_real_owner_key(tmp_path: Path) -> None:
-    base = {"environment": "production", "jwt_public_key": "-----BEGIN PUBLIC KEY-----x"}
+    base = {"environment": "production", "jwt_public_key": "-----BEGIN PUBLIC KEY-----x", "kafka_security_protocol": "SSL"}
     with pytest.raises(ValidationError, match="SIGNING_PKCS12_FILE"):
         DigitizationSettings(**base, owner_key_secret="a-long-enough-real-secret")
     with pytest.raises(ValidationError, match="OWNER_KEY_SECRET"):

@@ -18,9 +18,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import typing
 from collections.abc import Iterator
-from importlib import resources
+from importlib import import_module, resources
+from importlib.metadata import requires
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +31,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from referencing import Registry, Resource
 
 from motcua import registry
@@ -44,8 +47,13 @@ OVERLAYS = ("local", "production")
 K8S_VERSIONS = ("1.28", kubernetes_validate.utils.latest_version())
 LATEST_SCHEMAS = f"v{kubernetes_validate.utils.latest_version()}-local-strict"
 PRODUCERS = ("intake", "workflow", "digitization", "payments")  # DESIGN.md: one topic per producing service
-# Settings that another one stands in for: the key is mounted as a file, so JWT_PUBLIC_KEY stays unset.
-ALTERNATIVES = {"jwt_public_key": "jwt_public_key_file"}
+# Settings that another one stands in for: the key is mounted as a file, so JWT_PUBLIC_KEY stays unset; the
+# services log in to Kafka with SCRAM (KAFKA_SASL_PASSWORD), so the mTLS client certificate and key stay unset.
+ALTERNATIVES = {
+    "jwt_public_key": "jwt_public_key_file",
+    "kafka_ssl_certfile": "kafka_sasl_password",
+    "kafka_ssl_keyfile": "kafka_sasl_password",
+}
 # Settings whose value is a secret: they must come from a Secret, never from a ConfigMap.
 SECRET_FIELD = re.compile(r"(secret|password|passphrase|token|database_url|private_key)(?!.*_(file|path)$)")
 # Services that reach outside the cluster, why, and on which ports.
@@ -353,6 +361,32 @@ def test_the_migration_job_gets_the_services_environment(objects: tuple[dict[str
 
 
 @pytest.mark.parametrize("service", SERVICES)
+def test_migrations_run_before_the_code_that_needs_them(
+    objects: tuple[dict[str, Any], ...], service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitOps order (an Argo CD PreSync hook in the earliest wave), finished Jobs cleaned up, and each pod waiting
+    in an init container until its database is at the code's head revision (``motcua migrate <service> --wait``)."""
+    deployment, job = server(objects, service), migration(objects, service)
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "PreSync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation", "a new Job at each sync"
+    assert int(annotations["argocd.argoproj.io/sync-wave"]) < 0
+    assert 0 < job["spec"]["ttlSecondsAfterFinished"] <= 24 * 3600, "a finished Job goes, so the next apply runs one again"
+    (init,) = pod_spec(deployment)["initContainers"]
+    assert init["args"] == ["migrate", service, "--wait"]
+    assert init["image"] == container(deployment)["image"]
+    assert init.get("envFrom") == container(deployment).get("envFrom") and init.get("env") == container(deployment).get("env")
+    # The command is one the image's CLI accepts: motcua.cli.main parses it and calls the migrate command with --wait.
+    from motcua import cli
+
+    calls: list[Any] = []
+    monkeypatch.setattr(cli, "cmd_migrate", lambda args: calls.append(args) or 0)
+    assert cli.main(init["args"]) == 0
+    (args,) = calls
+    assert args.wait is True and args.services == [service]
+
+
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_settings_parse_as_the_pod_would_see_them(
     objects: tuple[dict[str, Any], ...], overlay: str, service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -390,8 +424,26 @@ def test_the_settings_parse_as_the_pod_would_see_them(
 def test_kafka_and_telemetry_addresses_match_the_clusters(objects: tuple[dict[str, Any], ...]) -> None:
     common = config_map(objects, "motcua-common")
     (kafka,) = of_kind(objects, "Kafka")
-    listener = next(item for item in kafka["spec"]["kafka"]["listeners"] if not item["tls"])
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True and listener["authentication"] == {"type": "scram-sha-512"}, "TLS and SCRAM only"
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple", "the KafkaUsers' ACLs are enforced"
     assert common["KAFKA_BOOTSTRAP_SERVERS"] == f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
+    assert (common["KAFKA_SECURITY_PROTOCOL"], common["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    for service in SERVICES:
+        deployment = server(objects, service)
+        literal, secrets = pod_environment(objects, deployment)
+        # The CA file is the cluster CA's certificate, mounted from the Secret Strimzi keeps it in.
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        cafile = literal["KAFKA_SSL_CAFILE"]
+        mount = next(m for m in container(deployment)["volumeMounts"] if cafile.startswith(m["mountPath"] + "/"))
+        source = volumes[mount["name"]]["secret"]
+        assert source["secretName"] == f"{kafka['metadata']['name']}-cluster-ca-cert"
+        assert {"key": "ca.crt", "path": cafile.removeprefix(mount["mountPath"] + "/")} in source["items"]
+        # The user and password are the service's KafkaUser's (Strimzi writes the password to a Secret of its name).
+        user = named(objects, "KafkaUser", literal["KAFKA_SASL_USERNAME"])
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        assert secrets["KAFKA_SASL_PASSWORD"] == {"name": user["metadata"]["name"], "key": "password"}
+        assert user["metadata"]["labels"]["app.kubernetes.io/name"] == service
     (collector,) = of_kind(objects, "OpenTelemetryCollector")
     http = collector["spec"]["config"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
     assert common["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://{collector['metadata']['name']}-collector:{http.rsplit(':', 1)[1]}"
@@ -419,7 +471,7 @@ def test_every_pod_runs_as_non_root_on_a_read_only_root(objects: tuple[dict[str,
         assert spec.get("automountServiceAccountToken") is False, name
         assert spec.get("enableServiceLinks") is False, f"{name}: service links would set e.g. INTAKE_PORT=tcp://…"
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
-        for c in spec["containers"]:
+        for c in [*spec["containers"], *spec.get("initContainers", [])]:
             security = c["securityContext"]
             assert security["readOnlyRootFilesystem"] is True, name
             assert security["allowPrivilegeEscalation"] is False, name
@@ -427,6 +479,41 @@ def test_every_pod_runs_as_non_root_on_a_read_only_root(objects: tuple[dict[str,
             assert c["resources"]["requests"] and c["resources"]["limits"]["memory"], name
             tmp = next(m for m in c["volumeMounts"] if m["mountPath"] == "/tmp")
             assert "emptyDir" in volumes[tmp["name"]], f"{name}: /tmp is a writable emptyDir"
+
+
+def test_the_namespace_enforces_the_restricted_pod_security_standard(objects: tuple[dict[str, Any], ...]) -> None:
+    (namespace,) = of_kind(objects, "Namespace")
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted", mode
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_shutdown_fits_the_grace_period_and_metrics_have_their_own_port(objects: tuple[dict[str, Any], ...], service: str) -> None:
+    deployment = server(objects, service)
+    spec, c = pod_spec(deployment), container(deployment)
+    # preStop, then the drain of HTTP, relay and consumer and the pools' close (measured: README "Shutdown").
+    assert spec["terminationGracePeriodSeconds"] == 60
+    sleep = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep[0] == "sleep" and 0 < int(sleep[1]) < 15
+    literal, _ = pod_environment(objects, deployment)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports["metrics"] == int(literal["METRICS_PORT"]) != ports["http"] == int(literal["PORT"])
+    svc = named(objects, "Service", f"motcua-{service}")
+    assert {p["name"]: p["targetPort"] for p in svc["spec"]["ports"]} == {"http": "http", "metrics": "metrics"}
+    (endpoint,) = named(objects, "ServiceMonitor", f"motcua-{service}")["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    # Only Prometheus's namespace reaches the metrics port; the ingress controller reaches the API port alone.
+    for policy in policies_for(objects, pod_labels(deployment), "Ingress"):
+        for rule in policy["spec"].get("ingress", []):
+            namespaces = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in rule["from"]}
+            if ports["metrics"] in {p["port"] for p in rule["ports"]}:
+                assert namespaces == {"monitoring"}, policy["metadata"]["name"]
+    for ingress in of_kind(objects, "Ingress"):
+        for rule in ingress["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                port = path["backend"]["service"]["port"]
+                assert port.get("name") != "metrics" and port.get("number") != ports["metrics"], ingress["metadata"]["name"]
 
 
 def test_the_image_user_is_the_pods_user(objects: tuple[dict[str, Any], ...]) -> None:
@@ -451,10 +538,44 @@ def test_one_image_for_every_service_and_a_real_tag_in_production(objects: tuple
     images = {container(o)["image"] for s in SERVICES for o in (server(objects, s), migration(objects, s))}
     assert len(images) == 1
     (image,) = images
-    name, _, tag = image.rpartition(":")
-    assert name and tag
     if overlay == "production":
-        assert tag not in ("latest", "dev") and "/" in name, image
+        # The release step sets the digest (kustomize edit set image motcua=…@sha256:…): README "Supply chain".
+        name, _, digest = image.partition("@")
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest) and "/" in name, image
+    else:
+        name, _, tag = image.rpartition(":")
+        assert name and tag
+
+
+DIGEST = re.compile(r"^[a-z0-9.\-/:]+@sha256:[0-9a-f]{64}$")
+
+
+def images_of(node: Any) -> Iterator[tuple[str, str]]:
+    """Every container image an object names: (where, image), through pod templates and the operators' fields."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("image", "imageName") and isinstance(value, str):
+                yield key, value
+            else:
+                yield from images_of(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from images_of(item)
+
+
+def test_every_image_in_production_is_pinned_by_digest() -> None:
+    """Each image the production overlay names, Postgres's and the collector's included, is ``name[:tag]@sha256:…``.
+    Kafka's and the Kafka Exporter's images are the Strimzi operator's for the pinned Kafka version (the operator
+    release is pinned: README "Supply chain"), so the Kafka resource pins its version and metadata version."""
+    objects = built("production")
+    found = [(o["kind"], o["metadata"]["name"], image) for o in objects for _, image in images_of(o.get("spec", {}))]
+    assert {kind for kind, _, _ in found} >= {"Deployment", "Job", "Cluster", "OpenTelemetryCollector"}
+    floating = [f"{kind} {name}: {image}" for kind, name, image in found if not DIGEST.match(image)]
+    assert not floating, "images by tag in production: " + ", ".join(floating)
+    assert not any("minio" in image for _, _, image in found), "MinIO is the local stand-in only"
+    (kafka,) = of_kind(objects, "Kafka")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", kafka["spec"]["kafka"]["version"])
+    assert kafka["spec"]["kafka"]["metadataVersion"].startswith(kafka["spec"]["kafka"]["version"].rsplit(".", 1)[0] + "-IV")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -491,6 +612,8 @@ def test_local_runs_one_replica_of_each_with_small_resources() -> None:
         assert _bytes(container(server(objects, service))["resources"]["limits"]["memory"]) <= 512 * 2**20
     assert named(objects, "KafkaNodePool", "dual-role")["spec"]["replicas"] == 1
     assert named(objects, "Cluster", "motcua-pg")["spec"]["instances"] == 1
+    assert "synchronous" not in named(objects, "Cluster", "motcua-pg")["spec"]["postgresql"], "no standby to wait for"
+    assert "topologySpreadConstraints" not in pod_spec(server(objects, "intake"))
     assert config_map(objects, "motcua-common")["ENVIRONMENT"] == "development"
 
 
@@ -500,12 +623,11 @@ def test_production_spreads_replicas_and_makes_producers_idempotent() -> None:
     for service in SERVICES:
         deployment = server(objects, service)
         assert named(objects, "HorizontalPodAutoscaler", f"motcua-{service}")["spec"]["minReplicas"] >= 2
-        terms = pod_spec(deployment)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
-        assert any(
-            t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
-            and selects(t["podAffinityTerm"]["labelSelector"], pod_labels(deployment))
-            for t in terms
-        )
+        spread = {c["topologyKey"]: c for c in pod_spec(deployment)["topologySpreadConstraints"]}
+        assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for constraint in spread.values():
+            assert constraint["maxSkew"] == 1 and selects(constraint["labelSelector"], pod_labels(deployment))
+        assert spread["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule", "never all on one node"
         assert _bytes(container(deployment)["resources"]["requests"]["memory"]) >= 256 * 2**20
 
 
@@ -543,6 +665,69 @@ def test_kafka_runs_in_kraft_mode_with_a_topic_per_producer(objects: tuple[dict[
         for service in SERVICES:
             hpa = named(objects, "HorizontalPodAutoscaler", f"motcua-{service}")
             assert hpa["spec"]["maxReplicas"] <= int(common["KAFKA_TOPIC_PARTITIONS"]), "extra consumers would idle"
+        assert kafka["spec"]["kafka"]["rack"] == {"topologyKey": "topology.kubernetes.io/zone"}, "replicas over zones"
+
+
+def subscribed_producers(service: str) -> tuple[str, ...]:
+    """The producers a service's consumer reads, from its code: ``subscriptions(deps)`` in its handlers module.
+
+    Building the Subscription touches no dependency (handlers that need ``deps`` are bound with ``partial``), so
+    a stub stands in for the Deps and nothing is started.
+    """
+    subscription = import_module(f"{registry.service(service).package}.handlers").subscriptions(object())
+    return tuple(subscription.producers)
+
+
+def acl_grants(user: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """(resource type, name, operation) for every allow ACL of a KafkaUser; every name literal, no host limits."""
+    grants: set[tuple[str, str, str]] = set()
+    for acl in user["spec"]["authorization"]["acls"]:
+        resource = acl["resource"]
+        assert resource.get("patternType", "literal") == "literal", f"{user['metadata']['name']}: no prefix or wildcard ACLs"
+        assert acl.get("type", "allow") == "allow" and acl.get("host", "*") == "*"
+        grants |= {(resource["type"], resource["name"], operation) for operation in acl["operations"]}
+    return grants
+
+
+def test_each_service_writes_its_own_topic_and_reads_only_what_it_subscribes_to(objects: tuple[dict[str, Any], ...]) -> None:
+    """The ACLs are what the code needs, derived from each service's subscriptions, not from a second list."""
+    common = config_map(objects, "motcua-common")
+    topics = {t["spec"]["topicName"] for t in of_kind(objects, "KafkaTopic")}
+    users = {u["metadata"]["name"]: u for u in of_kind(objects, "KafkaUser")}
+    assert len(users) == len(SERVICES), "one user per service"
+    for service in SERVICES:
+        literal, _ = pod_environment(objects, server(objects, service))
+        user = users.pop(literal["KAFKA_SASL_USERNAME"])
+        cls = settings_class(service)
+        settings = cls.model_construct(kafka_topic_namespace=common["KAFKA_TOPIC_NAMESPACE"])
+        own = settings.topic(service)
+        expected = {("group", settings.consumer_group, "Read")}
+        if own in topics:  # a producer: it writes its topic (its idempotent producer needs nothing more since Kafka 3.0)
+            expected |= {("topic", own, "Write"), ("topic", own, "Describe")}
+        for producer in subscribed_producers(service):
+            assert settings.topic(producer) in topics, f"{service} subscribes to {producer}, which has no KafkaTopic"
+            expected |= {("topic", settings.topic(producer), "Read"), ("topic", settings.topic(producer), "Describe")}
+        assert acl_grants(user) == expected, f"{service}: ACLs differ from what its code writes and subscribes to"
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "motcua"
+    assert not users, f"users no service logs in as: {sorted(users)}"
+
+
+def test_kafka_exposes_its_metrics(objects: tuple[dict[str, Any], ...]) -> None:
+    (kafka,) = of_kind(objects, "Kafka")
+    metrics = kafka["spec"]["kafka"]["metricsConfig"]
+    assert metrics["type"] == "jmxPrometheusExporter"
+    ref = metrics["valueFrom"]["configMapKeyRef"]
+    rules = yaml.safe_load(named(objects, "ConfigMap", ref["name"])["data"][ref["key"]])
+    assert rules["lowercaseOutputName"] is True and rules["rules"]
+    assert "topicRegex" in kafka["spec"]["kafkaExporter"], "the Kafka Exporter runs"
+    monitors = of_kind(objects, "PodMonitor")
+    broker = {"strimzi.io/cluster": kafka["metadata"]["name"], "strimzi.io/kind": "Kafka", "strimzi.io/name": "motcua-kafka"}
+    exporter = {**broker, "strimzi.io/name": "motcua-kafka-exporter"}
+    for labels in (broker, exporter):
+        assert any(
+            selects(m["spec"]["selector"], labels) and any(e["port"] == "tcp-prometheus" for e in m["spec"]["podMetricsEndpoints"])
+            for m in monitors
+        ), labels
 
 
 def test_postgres_has_a_database_and_role_per_service(objects: tuple[dict[str, Any], ...], overlay: str) -> None:
@@ -557,17 +742,32 @@ def test_postgres_has_a_database_and_role_per_service(objects: tuple[dict[str, A
         _, secrets = pod_environment(objects, server(objects, service))
         url = secrets[f"{service.upper()}_DATABASE_URL"]
         assert url["name"] == role["passwordSecret"]["name"], "one Secret holds the role's password and the URL"
+    # Backups everywhere: continuous WAL archiving and base backups to an S3-compatible store named by its address,
+    # the first base backup at once, the WAL on a volume of its own (a failing archive never fills the data volume).
+    spec = cluster["spec"]
+    assert _bytes(spec["walStorage"]["size"]) >= 2**30
+    store = spec["backup"]["barmanObjectStore"]
+    assert store["destinationPath"].startswith("s3://")
+    endpoint = urlsplit(store["endpointURL"])
+    assert endpoint.scheme in ("http", "https") and endpoint.hostname, "the store's own address, never a public cloud's default"
+    credentials = store["s3Credentials"]
+    assert credentials["accessKeyId"]["name"] == credentials["secretAccessKey"]["name"]
+    (scheduled,) = of_kind(objects, "ScheduledBackup")
+    assert scheduled["spec"]["cluster"]["name"] == cluster["metadata"]["name"] and not scheduled["spec"].get("suspend")
+    assert scheduled["spec"]["immediate"] is True and scheduled["spec"]["method"] == "barmanObjectStore"
     if overlay == "production":
-        assert cluster["spec"]["instances"] == 2, "one primary and one replica"
-        backup = cluster["spec"]["backup"]
-        assert backup["barmanObjectStore"]["destinationPath"].startswith("s3://")
-        credentials = backup["barmanObjectStore"]["s3Credentials"]
-        assert credentials["accessKeyId"]["name"] == credentials["secretAccessKey"]["name"]
-        (scheduled,) = of_kind(objects, "ScheduledBackup")
-        assert scheduled["spec"]["cluster"]["name"] == cluster["metadata"]["name"] and not scheduled["spec"].get("suspend")
+        assert spec["instances"] == 3, "one primary and two standbys"
+        # A commit waits for one of the standbys; without one, writes stop rather than risk losing acknowledged ones.
+        assert spec["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+        assert endpoint.scheme == "https" and store["endpointCA"] == {"name": "motcua-pg-backup-ca", "key": "ca.crt"}
+        assert spec["affinity"]["podAntiAffinityType"] == "required"
     else:
-        assert "backup" not in cluster["spec"]
-        assert all(s["spec"]["suspend"] for s in of_kind(objects, "ScheduledBackup"))
+        # The local MinIO of the overlay: its Service, and a Job that makes the bucket the backups go to.
+        host = endpoint.hostname
+        assert endpoint.port == named(objects, "Service", host)["spec"]["ports"][0]["port"]
+        bucket = urlsplit(store["destinationPath"]).hostname
+        job = named(objects, "Job", "motcua-minio-bucket")
+        assert f"http://{host}:{endpoint.port}" in " ".join(container(job)["args"]) and f"/{bucket}" in " ".join(container(job)["args"])
 
 
 def test_every_replicas_pool_fits_in_max_connections(objects: tuple[dict[str, Any], ...]) -> None:
@@ -657,7 +857,7 @@ def referenced_secrets(objects: tuple[dict[str, Any], ...]) -> set[str]:
 
     def walk(node: Any, key: str = "") -> None:
         if isinstance(node, dict):
-            if key in ("secretKeyRef", "passwordSecret", "accessKeyId", "secretAccessKey") and "name" in node:
+            if key in ("secretKeyRef", "passwordSecret", "accessKeyId", "secretAccessKey", "endpointCA") and "name" in node:
                 names.add(node["name"])
             if "secretName" in node:
                 names.add(node["secretName"])
@@ -676,10 +876,18 @@ def test_secrets_are_referenced_and_never_committed(objects: tuple[dict[str, Any
     for path in (ROOT / "deploy").rglob("*"):
         if path.is_file() and path.suffix in (".yaml", ".yml", ".json", ".env"):
             assert not re.search(r"^kind:\s*Secret\s*$", path.read_text(), re.M), path
+    # Strimzi writes these: each KafkaUser's password (a Secret of the user's name) and the cluster CA's certificate.
+    (kafka,) = of_kind(objects, "Kafka")
+    by_operators = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")} | {f"{kafka['metadata']['name']}-cluster-ca-cert"}
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Deploying to Kubernetes"):]
-    missing = sorted(name for name in referenced_secrets(objects) if f"`{name}`" not in section)
-    assert not missing, f"README 'Deploying to Kubernetes' must say how to create {missing}"
+    deploy_readme = (K8S / "README.md").read_text()
+    secrets_section = deploy_readme.split("\n## Secrets", 1)[1].split("\n## ", 1)[0]
+    missing = sorted(
+        name for name in referenced_secrets(objects) - by_operators if f"`{name}`" not in section and f"`{name}`" not in secrets_section
+    )
+    assert not missing, f"README 'Deploying to Kubernetes' or deploy/k8s/README.md 'Secrets' must say how to create {missing}"
+    assert all(f"`{name}`" in secrets_section for name in referenced_secrets(objects) & by_operators), "say which the operators write"
 
 
 # --- Grafana --------------------------------------------------------------------------------------------
@@ -760,6 +968,8 @@ def test_the_dockerfile_builds_a_slim_non_root_image_of_the_project() -> None:
     assert len(stages) >= 2, "multi-stage"
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", dockerfile, re.M)
     assert base and "slim" in base.group(1)
+    assert re.fullmatch(r"python:[\w.-]+@sha256:[0-9a-f]{64}", base.group(1)), "the base image by digest"
+    assert all(image == "${PYTHON_IMAGE}" for image, _ in stages), "every stage on the pinned base"
     final = dockerfile[dockerfile.rindex("\nFROM ") :]
     assert re.search(r"^USER \d+:\d+$", final, re.M) and not re.search(r"^USER (0|root)\b", final, re.M)
     assert 'ENTRYPOINT ["motcua"]' in final and re.search(r'^CMD \["serve", "(\w+)"\]', final, re.M)
@@ -851,22 +1061,50 @@ CRD_KINDS: dict[tuple[str, str], dict[str, Any]] = dict([
                     "port": {"type": "integer", "minimum": 9092},
                     "type": enum("internal", "route", "loadbalancer", "nodeport", "ingress", "cluster-ip"),
                     "tls": BOOL,
-                    "authentication": FREE,
+                    "authentication": obj({"type": enum("tls", "scram-sha-512", "oauth", "custom")}, ("type",)),
                     "configuration": FREE,
                     "networkPolicyPeers": arr(core("io.k8s.api.networking.v1.NetworkPolicyPeer")),
                 },
                 ("name", "port", "type", "tls"),
             )),
             "config": {"type": "object", "additionalProperties": {"type": ["string", "integer", "boolean", "number"]}},
-            "authorization": FREE, "rack": FREE, "template": FREE, "metricsConfig": FREE, "logging": FREE,
+            "authorization": obj({"type": enum("simple", "opa", "keycloak", "custom"), "superUsers": arr(STR)}, ("type",)),
+            "rack": obj({"topologyKey": STR}, ("topologyKey",)),
+            "metricsConfig": obj(
+                {"type": enum("jmxPrometheusExporter", "strimziMetricsReporter"), "valueFrom": obj({"configMapKeyRef": SECRET_KEY}, ("configMapKeyRef",))},
+                ("type",),
+            ),
+            "template": FREE, "logging": FREE, "image": STR,
         }, ("listeners",)),
         "entityOperator": obj({
             "topicOperator": obj({"resources": RESOURCES, "watchedNamespace": STR, "reconciliationIntervalMs": INT}),
             "userOperator": obj({"resources": RESOURCES, "watchedNamespace": STR}),
             "template": FREE,
         }),
-        "cruiseControl": FREE, "kafkaExporter": FREE,
+        "cruiseControl": FREE,
+        "kafkaExporter": obj({
+            "image": STR, "topicRegex": STR, "groupRegex": STR, "topicExcludeRegex": STR, "groupExcludeRegex": STR,
+            "resources": RESOURCES, "logging": STR, "enableSaramaLogging": BOOL, "showAllOffsets": BOOL, "template": FREE,
+        }),
     }, ("kafka",))),
+    kind("kafka.strimzi.io/v1beta2", "KafkaUser", obj({
+        "authentication": obj({"type": enum("tls", "tls-external", "scram-sha-512"), "password": FREE}, ("type",)),
+        "authorization": obj({"type": enum("simple"), "acls": arr(obj(
+            {
+                "resource": obj(
+                    {"type": enum("topic", "group", "cluster", "transactionalId"), "name": STR, "patternType": enum("literal", "prefix")},
+                    ("type",),
+                ),
+                "operations": arr(enum(
+                    "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "AlterConfigs",
+                    "DescribeConfigs", "IdempotentWrite", "All",
+                )),
+                "host": STR, "type": enum("allow", "deny"),
+            },
+            ("resource", "operations"),
+        ))}, ("type",)),
+        "quotas": FREE, "template": FREE,
+    })),
     kind("kafka.strimzi.io/v1beta2", "KafkaNodePool", obj({
         "replicas": {"type": "integer", "minimum": 0},
         "roles": arr(enum("controller", "broker")),
@@ -894,6 +1132,14 @@ CRD_KINDS: dict[tuple[str, str], dict[str, Any]] = dict([
         "postgresql": obj({
             "parameters": {"type": "object", "additionalProperties": STR},  # strings only: quote numbers
             "pg_hba": arr(STR), "shared_preload_libraries": arr(STR),
+            "synchronous": obj(
+                {
+                    "method": enum("any", "first"), "number": {"type": "integer", "minimum": 1},
+                    "dataDurability": enum("required", "preferred"), "maxStandbyNamesFromCluster": INT,
+                    "standbyNamesPre": arr(STR), "standbyNamesPost": arr(STR),
+                },
+                ("method", "number"),
+            ),
         }),
         "affinity": obj({
             "enablePodAntiAffinity": BOOL, "topologyKey": STR, "podAntiAffinityType": enum("preferred", "required"),
@@ -955,6 +1201,39 @@ CRD_KINDS: dict[tuple[str, str], dict[str, Any]] = dict([
             "params": FREE, "tlsConfig": FREE,
         })),
     }, ("selector",))),
+    kind("monitoring.coreos.com/v1", "PodMonitor", obj({
+        "selector": core("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"),
+        "namespaceSelector": obj({"any": BOOL, "matchNames": arr(STR)}),
+        "jobLabel": STR,
+        "podTargetLabels": arr(STR),
+        "podMetricsEndpoints": arr(obj({
+            "port": STR, "path": STR, "scheme": enum("http", "https"),
+            "interval": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+            "scrapeTimeout": {"type": "string", "pattern": "^(0|(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+            "honorLabels": BOOL, "relabelings": arr(obj({
+                "sourceLabels": arr(STR), "separator": STR, "targetLabel": STR, "regex": STR, "modulus": INT,
+                "replacement": STR, "action": STR,
+            })), "metricRelabelings": arr(FREE), "params": FREE, "tlsConfig": FREE,
+        })),
+    }, ("selector",))),
+    kind("monitoring.coreos.com/v1", "PrometheusRule", obj({
+        "groups": arr(obj(
+            {
+                "name": STR, "interval": STR, "limit": INT, "partial_response_strategy": STR,
+                "rules": arr(obj(
+                    {
+                        "alert": STR, "record": STR, "expr": {"type": ["string", "integer"]},
+                        "for": {"type": "string", "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+                        "keep_firing_for": STR,
+                        "labels": {"type": "object", "additionalProperties": STR},
+                        "annotations": {"type": "object", "additionalProperties": STR},
+                    },
+                    ("expr",),
+                )),
+            },
+            ("name", "rules"),
+        )),
+    })),
     kind("opentelemetry.io/v1beta1", "OpenTelemetryCollector", obj({
         "mode": enum("daemonset", "deployment", "sidecar", "statefulset"),
         "replicas": INT,
@@ -980,3 +1259,75 @@ def crd_validator(key: tuple[str, str]) -> jsonschema.Draft202012Validator:
     definitions = json.loads((folder / "_definitions.json").read_text())
     registry = Registry().with_resource(definitions["$id"], Resource.from_contents(definitions))
     return jsonschema.Draft202012Validator(CRD_KINDS[key], registry=registry)
+
+
+# --- the image's hashed lock ----------------------------------------------------------------------------
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", line.strip(), maxsplit=1)[0]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _lock() -> dict[str, tuple[str, list[str]]]:
+    """deploy/requirements.lock: name -> (version, hashes)."""
+    entries: dict[str, tuple[str, list[str]]] = {}
+    text = (ROOT / "deploy" / "requirements.lock").read_text()
+    for block in re.split(r"\n(?=\S)", text):
+        head = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", block)
+        if head:
+            entries[_canonical(head.group(1))] = (head.group(2), re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+    return entries
+
+
+def _runtime_closure() -> set[str]:
+    """The project's dependencies and theirs, on Linux with CPython 3.11, from the installed packages' metadata."""
+    environment = {"sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11", "implementation_name": "cpython"}
+    pending = [(Requirement(r), ()) for r in pyproject()["project"]["dependencies"]]
+    seen: set[str] = set()
+    while pending:
+        requirement, extras = pending.pop()
+        if requirement.marker and not any(
+            requirement.marker.evaluate({**environment, "extra": extra}) for extra in (extras or ("",))
+        ):
+            continue
+        name = _canonical(requirement.name)
+        if name in seen and not requirement.extras:
+            continue
+        seen.add(name)
+        for line in requires(requirement.name) or []:
+            pending.append((Requirement(line), tuple(requirement.extras)))
+    return seen
+
+
+def pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_the_image_installs_only_hashed_locked_packages() -> None:
+    """The Dockerfile installs from deploy/requirements.lock with --require-hashes, and the lock pins, with hashes,
+    every package of constraints.txt the project needs at run time, at constraints.txt's version, plus the build
+    back end; nothing else (the test and bench tools of constraints.txt stay out of the image)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    install = re.search(r"pip install ([^\n]*)-r deploy/requirements\.lock", dockerfile)
+    assert install and "--require-hashes" in install.group(1) and "--only-binary=:all:" in install.group(1)
+    project = re.search(r"pip install ([^\n]*) \.(?: |$)", dockerfile, re.MULTILINE)
+    assert project and {"--no-deps", "--no-build-isolation", "--no-index"} <= set(project.group(1).split()), "nothing unhashed"
+    lock = _lock()
+    constraints = {
+        _canonical(_requirement_name(line)): line.split("==", 1)[1].strip()
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    assert all(hashes for _, hashes in lock.values()), "every locked package has its hashes"
+    runtime = _runtime_closure()
+    assert runtime <= set(lock), f"run-time packages missing from the lock: {sorted(runtime - set(lock))}"
+    assert runtime <= set(constraints), f"run-time packages constraints.txt does not pin: {sorted(runtime - set(constraints))}"
+    for name in runtime:
+        assert lock[name][0] == constraints[name], f"{name}: lock {lock[name][0]}, constraints.txt {constraints[name]}"
+    build = {_canonical(_requirement_name(r)) for r in pyproject()["build-system"]["requires"]}
+    assert build <= set(lock), "the build back end is locked too (--no-build-isolation)"
+    assert set(lock) == runtime | build, f"packages in the lock the image does not need: {sorted(set(lock) - runtime - build)}"

@@ -128,6 +128,7 @@ def test_the_feedback_form_is_always_the_signed_links_channel() -> None:
 
 def test_production_refuses_a_placeholder_page_form_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SSL")  # production refuses plaintext Kafka
     monkeypatch.setenv("JWT_PUBLIC_KEY", KEY)
     monkeypatch.setenv("WORKFLOW_RATING_LINK_SECRET", "k" * 40)
     for placeholder in ("dev", "changeme", "", "short-but-not-placeholder"):

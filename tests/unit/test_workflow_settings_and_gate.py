@@ -16,6 +16,7 @@ KEY = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"
 
 def test_production_refuses_a_placeholder_rating_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SSL")  # production refuses plaintext Kafka
     monkeypatch.setenv("JWT_PUBLIC_KEY", KEY)
     monkeypatch.setenv("WORKFLOW_PAGE_FORM_SECRET", "f" * 40)
     for placeholder in ("dev", "changeme", "short-but-not-placeholder"):
