@@ -188,6 +188,27 @@ class UnitOfWork:
         """Write the event to the outbox inside this transaction."""
         if self.read_only:
             raise RuntimeError("a reading transaction emits no event")
+        envelope, row = self._outbox_row(event)
+        await self.session.execute(_INSERT_OUTBOX, row)
+        self.emitted.append(envelope)
+        return envelope
+
+    async def emit_many(self, events: list[Fact], *, batch: int = 2_000) -> list[Envelope]:
+        """Write the events to the outbox inside this transaction, a batch per statement (a register import's
+        thousands of ``dossier.imported``), in order."""
+        if self.read_only:
+            raise RuntimeError("a reading transaction emits no event")
+        rows, envelopes = [], []
+        for event in events:
+            envelope, row = self._outbox_row(event)
+            rows.append(row)
+            envelopes.append(envelope)
+        for start in range(0, len(rows), batch):
+            await self.session.execute(_INSERT_OUTBOX, rows[start:start + batch])
+        self.emitted.extend(envelopes)
+        return envelopes
+
+    def _outbox_row(self, event: Fact) -> tuple[Envelope, dict[str, Any]]:
         envelope = Envelope.wrap(
             event,
             source=f"/motcua/{self.db.service}",
@@ -200,17 +221,12 @@ class UnitOfWork:
             headers["traceparent"] = envelope.traceparent
         if envelope.actor:
             headers["actor"] = envelope.actor
-        await self.session.execute(
-            _INSERT_OUTBOX,
-            {
-                "event_id": envelope.id,
-                "topic": f"{self.db.namespace}.{event.producer}",
-                "key": envelope.subject,
-                "type": envelope.type,
-                "payload": json.dumps(envelope.data, ensure_ascii=False),
-                "headers": json.dumps(headers, ensure_ascii=False),
-                "created_at": envelope.time,
-            },
-        )
-        self.emitted.append(envelope)
-        return envelope
+        return envelope, {
+            "event_id": envelope.id,
+            "topic": f"{self.db.namespace}.{event.producer}",
+            "key": envelope.subject,
+            "type": envelope.type,
+            "payload": json.dumps(envelope.data, ensure_ascii=False),
+            "headers": json.dumps(headers, ensure_ascii=False),
+            "created_at": envelope.time,
+        }

@@ -15,14 +15,20 @@ from services.digitization.models import (
     AccessesPublic,
     AccessPublic,
     AccessQuery,
+    BackfileBatchPublic,
     CertifyCopy,
     CompleteIntake,
     CompletionPublic,
     DeclareOwner,
+    DeclareResultsInForce,
     DigitizePaper,
     DocumentPublic,
     DocumentsPublic,
+    ImportBackfile,
     OwnerPublic,
+    ProgressLinePublic,
+    ProgressPublic,
+    ResultsInForcePublic,
     ReuseDocument,
     RevocationPublic,
     RevokeCopy,
@@ -34,7 +40,7 @@ from services.digitization.models import (
 from shared.auth import CurrentUser
 from shared.errors import Problem
 from shared.ratelimit import Policy, rate_limited
-from shared.roles import CASE_WORKERS
+from shared.roles import CASE_WORKERS, Role
 
 router = APIRouter(prefix="/api/v1")
 M = TypeVar("M", bound=BaseModel)
@@ -395,3 +401,82 @@ async def revoke(response: Response, document_id: str, body: RevokeCopy, user: C
         reason=doc.revocation_reason,
         check_url=f"{deps.settings.public_base_url.rstrip('/')}{domain.copy_check_path(doc.id)}",
     )
+
+
+# ---- back-digitization of results still in force (issue #22) ----------------------------------------
+
+
+@router.post(
+    "/backfile/batches", status_code=201, response_model=BackfileBatchPublic, tags=["back-digitization"],
+    summary="File a batch of scanned results still in force: a ZIP of scans and one metadata sheet; all or nothing",
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file", "unit"],
+        "properties": {"file": {"type": "string", "format": "binary",
+                                "description": "a ZIP: one sheet (.csv UTF-8 or .xlsx, one row per scan) and the scans "
+                                               "(PDF, JPEG, PNG, TIFF)"},
+                       "unit": {"type": "string", "description": "the unit whose results these are"}}}}}}},
+    responses={200: {"description": "the same ZIP was filed before: that batch"},
+               413: {"description": "larger than BACKFILE_MAX_BATCH_BYTES"},
+               415: {"description": "not a ZIP"},
+               422: {"description": "problems of rows and files (all listed, with file and line); nothing filed"}},
+)  # fmt: skip
+async def import_backfile(request: Request, response: Response, user: CurrentUser, deps: Deps) -> BackfileBatchPublic:
+    handlers.require(user, Role.CLERK, Role.LEADER, Role.ADMIN)  # refuse before reading the body
+    received = await upload.receive(request, spool_dir=deps.work_dir, max_file_bytes=deps.settings.backfile_max_batch_bytes)
+    try:
+        cmd = _metadata(ImportBackfile, received.fields)
+        async with deps.db.unit_of_work(actor=user.subject) as tx:
+            batch, ids, created = await handlers.import_backfile(tx, received.file, cmd, deps=deps, user=user)
+    finally:
+        received.discard()
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/api/v1/backfile/batches/{batch.id}"
+    return BackfileBatchPublic(**batch.model_dump(), document_ids=ids)
+
+
+@router.get(
+    "/backfile/batches/{batch_id}", response_model=BackfileBatchPublic, tags=["back-digitization"],
+    summary="A back-digitization batch and its documents",
+)  # fmt: skip
+async def backfile_batch(batch_id: str, user: CurrentUser, deps: Deps) -> BackfileBatchPublic:
+    async with deps.db.reading() as tx:
+        batch, ids = await handlers.backfile_batch(tx, batch_id, user=user)
+    return BackfileBatchPublic(**batch.model_dump(), document_ids=ids)
+
+
+@router.put(
+    "/backfile/results-in-force/{unit}/{field}", response_model=ResultsInForcePublic, tags=["back-digitization"],
+    summary="Declare how many results of a field the unit holds that are still in force (admin): the progress denominator",
+)  # fmt: skip
+async def declare_results_in_force(
+    unit: str, field: str, body: DeclareResultsInForce, user: CurrentUser, deps: Deps
+) -> ResultsInForcePublic:
+    async with deps.db.unit_of_work(actor=user.subject) as tx:
+        row = await handlers.declare_results_in_force(tx, unit, field, body, user=user)
+    return ResultsInForcePublic.model_validate(row, from_attributes=True)
+
+
+@router.get(
+    "/backfile/progress", response_model=ProgressPublic, tags=["back-digitization"],
+    summary="A unit's share of results still in force that are digitized, per field (target 100 %)",
+)  # fmt: skip
+async def backfile_progress(
+    user: CurrentUser, deps: Deps, unit: Annotated[str, Query(min_length=1, max_length=64)]
+) -> ProgressPublic:
+    async with deps.db.reading() as tx:
+        today, lines = await handlers.backfile_progress(tx, unit, user=user)
+    declared = [p for p in lines if p.results_in_force is not None]
+    total_in_force = sum(p.results_in_force or 0 for p in declared)
+    total_digitized = sum(p.digitized for p in declared)
+    overall = domain.Progress(unit=unit, field="", results_in_force=total_in_force if declared else None, digitized=total_digitized, expired=0)
+    return ProgressPublic(
+        unit=unit, as_of=today, count=len(lines), results_in_force=total_in_force, digitized=total_digitized,
+        share_percent=overall.share_percent,
+        data=[
+            ProgressLinePublic(
+                field=p.field, results_in_force=p.results_in_force, digitized=p.digitized, expired=p.expired,
+                remaining=p.remaining, share_percent=p.share_percent,
+            )
+            for p in lines
+        ],
+    )  # fmt: skip

@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -277,3 +278,83 @@ def copy_verdict(
     if signed and modified_after_signing:
         problems.append("Tệp có phần nội dung được thêm vào sau khi ký.")
     return CopyVerdict(valid=not problems and not revoked, problems=tuple(problems), revoked=revoked)
+
+
+# ---- back-digitization of results still in force (issue #22) -------------------------
+
+
+def tidy(text: str) -> str:
+    """Sheet text as it is kept: NFC (a sheet may carry decomposed diacritics), single spaces, no ends."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def result_key(paper_kind: str, number: str, issuer: str) -> str:
+    """What makes two back-filed results the same result: kind, number and issuer, compared loosely."""
+    return "|".join(tidy(part).casefold() for part in (paper_kind, number, issuer))
+
+
+_DAY_MONTH_YEAR = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})$")
+
+
+def sheet_date(text: str) -> date:
+    """A date as a sheet writes it: ISO ``2019-05-14`` or the Vietnamese ``14/05/2019``; ValueError otherwise."""
+    text = text.strip()
+    found = _DAY_MONTH_YEAR.match(text)
+    if found:
+        day, month, year = (int(g) for g in found.groups())
+        return date(year, month, day)
+    return date.fromisoformat(text[:10] if len(text) > 10 and text[10] in "T " else text)
+
+
+# Characters that Vietnamese text in TCVN3 (ABC, the .VnTime fonts) turns into when it is read as a Unicode or
+# Windows code page: its tone-marked vowels live at 0xA1-0xFE, where they show as these Latin-1 signs.
+_TCVN3_SIGNS = frozenset("¸µ¶·¹¨¾»¼½Æ©ÊÇÈÉË®ÐÌÎÏÑª«ÕÒÓÔÖ×ÝØÜÞßãáâäåæçèéêëìíîïðñòóôõöøùúûüý¬¦§¤¥")
+_VIETNAMESE_LATIN1 = frozenset("àáâãèéêìíòóôõùúýÀÁÂÃÈÉÊÌÍÒÓÔÕÙÚÝ")
+
+
+def looks_like_tcvn3(text: str) -> bool:
+    """Text that is Vietnamese typed in TCVN3, read as Unicode: signs a Vietnamese word never holds, more than once."""
+    odd = [ch for ch in text if ch in _TCVN3_SIGNS and ch not in _VIETNAMESE_LATIN1]
+    return len(odd) >= 2
+
+
+def _alphabetical(text: str) -> tuple[str, str]:
+    """Vietnamese order, near enough for a list of fields: letters without their marks (đ with d), then as written."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", text.casefold().replace("đ", "d")) if not unicodedata.combining(c))
+    return bare, text
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A unit's field: the results in force it declared, how many of them are digitized, the share of the target."""
+
+    unit: str
+    field: str
+    results_in_force: int | None  # declared; None: not declared yet
+    digitized: int  # back-filed results still in force today
+    expired: int  # back-filed results no longer in force today (not counted)
+
+    @property
+    def share_percent(self) -> float | None:
+        """Digitized over declared, in percent (one decimal), uncapped so an under-declaration shows; None undeclared."""
+        if self.results_in_force is None:
+            return None
+        if self.results_in_force == 0:
+            return 100.0 if self.digitized == 0 else None
+        return round(100 * self.digitized / self.results_in_force, 1)
+
+    @property
+    def remaining(self) -> int | None:
+        """Results in force still to digitize (None undeclared)."""
+        return None if self.results_in_force is None else max(0, self.results_in_force - self.digitized)
+
+
+def progress(
+    unit: str, declared: dict[str, int], filed: dict[str, tuple[int, int]]
+) -> list[Progress]:
+    """One line per field that is declared or has filings: ``declared`` field → count, ``filed`` field → (in force, expired)."""
+    fields = sorted(set(declared) | set(filed), key=_alphabetical)
+    return [
+        Progress(unit=unit, field=f, results_in_force=declared.get(f), digitized=filed.get(f, (0, 0))[0], expired=filed.get(f, (0, 0))[1])
+        for f in fields
+    ]

@@ -15,20 +15,22 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
 from sqlalchemy.exc import IntegrityError
 
-from services.digitization import domain, pdfs, signing, store
+from services.digitization import backfile, domain, pdfs, signing, store
 from services.digitization.deps import DigitizationDeps
 from services.digitization.models import (
     AccessQuery,
     CertifyCopy,
     CompleteIntake,
     DeclareOwner,
+    DeclareResultsInForce,
     DigitizePaper,
+    ImportBackfile,
     ReuseDocument,
     RevokeCopy,
     SearchOwnerStore,
@@ -642,6 +644,166 @@ def _sha256_of(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# ---- back-digitization of results still in force (issue #22) ----------------------------------------
+
+
+async def import_backfile(
+    tx: UnitOfWork, file: SpooledFile | None, cmd: ImportBackfile, *, deps: DigitizationDeps, user: Principal
+) -> tuple[store.BackfileBatch, list[str], bool]:
+    """A ZIP of scanned results and their sheet → every scan sealed and filed in its owner's store, or nothing.
+
+    (batch, its document ids in sheet order, created). The same ZIP again answers the batch it made. Every
+    problem of every row and file is collected and answered at once (422 ``backfile-refused``); a batch with
+    one bad file files nothing. The sheet and the store are read first (duplicates), then the scans are
+    converted, then sealed (the CPU work, in threads), then stored and filed in one go.
+    """
+    require(user, Role.CLERK, Role.LEADER, Role.ADMIN)
+    user.require_unit(cmd.unit)
+    if file is None or file.size == 0:
+        raise Problem(422, "validation-error", "The request is not valid", "file: send the batch as one ZIP in the 'file' part.")
+    earlier = await store.backfile_batch_of_zip(session=tx.session, unit=cmd.unit, sha256=file.sha256)
+    if earlier is not None:
+        return earlier, await store.batch_documents(session=tx.session, batch_id=earlier.id), False
+    settings = deps.settings
+    today = local(tx.now).date()
+    try:
+        batch = await asyncio.to_thread(
+            backfile.read_batch, file.path, today=today, max_files=settings.backfile_max_files,
+            max_file_bytes=settings.max_upload_bytes, max_unpacked_bytes=2 * settings.backfile_max_batch_bytes,
+        )  # fmt: skip
+    except backfile.BatchRefused as exc:
+        raise Problem(exc.status, exc.slug, "The batch cannot be read", exc.detail) from None
+    problems, zip_path = batch.problems, file.path
+    filed = await store.filed_results(session=tx.session, keys=[r.key for r in batch.rows])
+    for row in batch.rows:
+        if row.key in filed:
+            problems.append(backfile.BatchProblem(
+                row.data.file, row.line, f"this result (kind, number, issuer) is filed already: document {filed[row.key]}",
+            ))  # fmt: skip
+    async with _scratch(deps) as work:
+        icc = await asyncio.to_thread(backfile.srgb_profile, deps.work_dir / "icc")
+        limit = asyncio.Semaphore(max(1, settings.backfile_sign_workers))
+
+        async def convert(n: int, row: backfile.Row) -> tuple[Path, Path, domain.MediaType, int] | None:
+            async with limit:
+                try:
+                    original, head = await asyncio.to_thread(
+                        backfile.extract, zip_path, row.data.file, work / f"{n}.scan", limit=settings.max_upload_bytes
+                    )
+                    media_type = domain.sniff(head)
+                    if media_type is None:
+                        problems.append(backfile.BatchProblem(row.data.file, row.line, "not a PDF, JPEG, PNG or TIFF (by its content)"))
+                        return None
+                    pdf, pages = await asyncio.to_thread(
+                        backfile.as_pdf, original, media_type, work / f"{n}.pdf", icc=icc, default_dpi=settings.default_scan_dpi
+                    )
+                except pdfs.PaperRefused as exc:
+                    problems.append(backfile.BatchProblem(row.data.file, row.line, exc.detail))
+                    return None
+                return original, pdf, media_type, pages
+
+        converted = await asyncio.gather(*(convert(n, row) for n, row in enumerate(batch.rows)))
+        _refuse_batch(batch.sheet, problems)
+        ids = [str(uuid.uuid4()) for _ in batch.rows]
+
+        async def seal(n: int, pdf: Path) -> Path:
+            async with limit:
+                sealed = work / f"{n}.sealed.pdf"
+                try:
+                    await _sign(deps, pdf, sealed, field_name=f"motcua-seal-{ids[n][:8]}", reason="Số hóa kết quả giải quyết TTHC còn hiệu lực")
+                except Problem as exc:
+                    problems.append(backfile.BatchProblem(batch.rows[n].data.file, batch.rows[n].line, exc.detail or "cannot be sealed"))
+                return sealed
+
+        sealed = await asyncio.gather(*(seal(n, c[1]) for n, c in enumerate(converted) if c is not None))
+        _refuse_batch(batch.sheet, problems)
+        at = datetime.now().astimezone()
+        batch_id = str(uuid.uuid4())
+        pages_total = 0
+        for n, (row, done, content) in enumerate(zip(batch.rows, converted, sealed, strict=True)):
+            assert done is not None
+            original_path, _, media_type, pages = done
+            pages_total += pages
+            original = await put_blob(tx, deps.files, original_path, media_type.value)
+            stored = await put_blob(tx, deps.files, content, domain.PDF)
+            data = row.data
+            owner_key, owner_hint = _owner(settings, data.owner_id_number)
+            store.add(session=tx.session, row=store.Document(
+                id=ids[n], dossier_code=None, unit=cmd.unit, receiving_unit=None, stage="result", kind="backfile",
+                component_code=data.paper_code, component_name=data.paper_kind,
+                component_key=domain.component_key(data.paper_code, data.paper_kind), mandatory=True,
+                paper_code=data.paper_code, paper_name=data.paper_kind, paper_number=data.number, issuer=data.issuer,
+                issued_on=data.issued_on, valid_until=data.valid_until, scope=None, owner_key=owner_key, owner_hint=owner_hint,
+                original_sha256=original.sha256, original_media_type=media_type.value, original_size=original.size,
+                original_filename=data.file[-255:], sha256=stored.sha256, size=stored.size, pages=pages, signed=True,
+                signer=deps.signer.name, certificate_serial=deps.signer.certificate_serial, signed_at=at, signed_by=user.subject,
+                created_at=tx.now, created_by=user.subject,
+            ))  # fmt: skip
+            _audit(tx, user, action="file", owner_key=owner_key, owner_hint=owner_hint, document_id=ids[n], detail=f"backfile batch {batch_id}")
+    row_batch = store.BackfileBatch(
+        id=batch_id, unit=cmd.unit, sheet=batch.sheet[-255:], sha256=file.sha256, documents=len(ids), pages=pages_total,
+        created_at=tx.now, created_by=user.subject,
+    )  # fmt: skip
+    store.add(session=tx.session, row=row_batch)
+    await tx.session.flush()
+    for n, row in enumerate(batch.rows):
+        store.add(session=tx.session, row=store.BackfileResult(
+            document_id=ids[n], batch_id=batch_id, line=row.line, unit=cmd.unit, field=row.data.field, result_key=row.key,
+            valid_until=row.data.valid_until,
+        ))  # fmt: skip
+    try:
+        await tx.session.flush()
+    except IntegrityError:
+        raise Conflict("Another batch filed some of these results meanwhile; nothing of this batch was filed. Send it again to see which.") from None
+    return row_batch, ids, True
+
+
+def _refuse_batch(sheet: str, problems: list[backfile.BatchProblem]) -> None:
+    """The 422 problem listing every row and file that keeps the batch from being filed (if there is one)."""
+    if not problems:
+        return
+    problems.sort(key=lambda p: (p.line is None, p.line or 0, p.file or ""))
+    raise Problem(
+        422, "backfile-refused", "The batch was not filed",
+        f"{len(problems)} problem(s); nothing was filed. First: "
+        + "; ".join(f"{p.file or sheet}{f' (line {p.line})' if p.line else ''}: {p.reason}" for p in problems[:3]),
+        sheet=sheet, problems=[{"file": p.file, "line": p.line, "column": p.column, "reason": p.reason} for p in problems],
+    )  # fmt: skip
+
+
+async def backfile_batch(tx: UnitOfWork, batch_id: str, *, user: Principal) -> tuple[store.BackfileBatch, list[str]]:
+    """A batch of the caller's units, with its documents."""
+    require(user, *OFFICIALS)
+    row = await store.backfile_batch(session=tx.session, batch_id=batch_id)
+    if row is None or not user.can_see(row.unit):
+        raise NotFound("back-digitization batch", batch_id)
+    return row, await store.batch_documents(session=tx.session, batch_id=batch_id)
+
+
+async def declare_results_in_force(
+    tx: UnitOfWork, unit: str, field: str, cmd: DeclareResultsInForce, *, user: Principal
+) -> store.ResultsInForce:
+    """An admin declares how many results of a field the unit holds that are still in force (the denominator)."""
+    require(user, Role.ADMIN)
+    user.require_unit(unit)
+    name = domain.tidy(field)
+    if not name or len(name) > 200:
+        raise Problem(422, "validation-error", "The request is not valid", "field: name the field (lĩnh vực), at most 200 characters.")
+    row = store.ResultsInForce(
+        unit=unit, field=name, results_in_force=cmd.results_in_force, note=cmd.note, declared_at=tx.now, declared_by=user.subject
+    )
+    return await store.declare_results_in_force(session=tx.session, row=row)
+
+
+async def backfile_progress(tx: UnitOfWork, unit: str, *, user: Principal) -> tuple[date, list[domain.Progress]]:
+    """The unit's share of results in force that are digitized, per field, as of today."""
+    require(user, *OFFICIALS)
+    user.require_unit(unit)
+    today = local(tx.now).date()
+    declared, filed = await store.backfile_counts(session=tx.session, unit=unit, today=today)
+    return today, domain.progress(unit, declared, filed)
 
 
 # ---- consumed events ------------------------------------------------------------------------

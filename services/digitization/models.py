@@ -148,7 +148,7 @@ class DocumentPublic(BaseModel):
     """A digitized document with its metadata (DOMAIN §3 rule 6) and where to fetch it."""
 
     id: str
-    dossier_code: str
+    dossier_code: str | None = Field(description="null for a result back-digitized from the archive (no dossier here)")
     unit: str
     stage: str
     kind: str
@@ -255,3 +255,116 @@ class AccessesPublic(BaseModel):
 
     data: list[AccessPublic]
     count: int
+
+
+# ---- back-digitization of results still in force (issue #22) -----------------------------
+
+
+def _tidy(value: object) -> object:
+    return domain.tidy(value) if isinstance(value, str) else value
+
+
+def _sheet_date(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, str) and value.strip():
+        try:
+            return domain.sheet_date(value)
+        except ValueError:
+            raise ValueError(f"{value.strip()!r} is not a date (write 2019-05-14 or 14/05/2019)") from None
+    return None if isinstance(value, str) else value
+
+
+SheetText = Annotated[str, BeforeValidator(_tidy)]
+SheetDate = Annotated[date, BeforeValidator(_sheet_date)]
+
+
+class ImportBackfile(BaseModel):
+    """A batch of scanned results of one unit (the multipart's text fields; the ZIP is the file part)."""
+
+    unit: str = Field(min_length=1, max_length=64, description="the unit whose results these are (it seals and files them)")
+
+
+class BackfileRow(BaseModel):
+    """One row of a batch's metadata sheet: one scanned result still in force."""
+
+    file: SheetText = Field(min_length=1, max_length=255, description="the scan's path inside the ZIP")
+    paper_kind: SheetText = Field(min_length=1, max_length=300, description="loại giấy tờ: what the result is")
+    paper_code: SheetText | None = Field(default=None, max_length=64, description="MaGiayTo, when known")
+    number: SheetText = Field(min_length=1, max_length=100, description="số, ký hiệu")
+    issuer: SheetText = Field(min_length=1, max_length=300, description="cơ quan cấp")
+    issued_on: SheetDate = Field(description="ngày cấp")
+    owner_id_number: OwnerIdNumber = Field(description="số định danh of the owner; only its keyed hash is kept")
+    field: SheetText = Field(min_length=1, max_length=200, description="lĩnh vực: the field its progress is counted in")
+    valid_until: Annotated[date | None, BeforeValidator(_sheet_date)] = Field(default=None, description="hiệu lực đến (empty: no expiry)")
+
+    @model_validator(mode="after")
+    def _dates(self) -> BackfileRow:
+        if self.valid_until and self.valid_until < self.issued_on:
+            raise ValueError("valid_until: before issued_on")
+        return self
+
+
+class DeclareResultsInForce(BaseModel):
+    """How many results of a field the unit holds that are still in force: the denominator of its progress."""
+
+    results_in_force: int = Field(ge=0, le=10_000_000, description="counted in the unit's archive (sổ, tủ hồ sơ)")
+    note: str | None = Field(default=None, max_length=500, description="how it was counted")
+
+
+class BatchProblemPublic(BaseModel):
+    """What is wrong with one row or one file of a batch."""
+
+    file: str | None = Field(description="the file in the ZIP it concerns (the sheet for a sheet problem)")
+    line: int | None = Field(description="the sheet line (the header is line 1)")
+    column: str | None = None
+    reason: str
+
+
+class BackfileBatchPublic(BaseModel):
+    """A back-digitized batch: every file sealed and filed in its owner's store, or none."""
+
+    id: str
+    unit: str
+    sheet: str
+    sha256: str = Field(description="SHA-256 of the ZIP (the same ZIP again answers this batch)")
+    documents: int
+    pages: int
+    created_at: datetime
+    created_by: str
+    document_ids: list[str] = Field(description="in the order of the sheet's rows")
+
+
+class ResultsInForcePublic(BaseModel):
+    """A unit's declared count of results in force in one field."""
+
+    unit: str
+    field: str
+    results_in_force: int
+    note: str | None
+    declared_at: datetime
+    declared_by: str
+
+
+class ProgressLinePublic(BaseModel):
+    """One field of a unit: declared results in force, how many are digitized, and the share of the 100 % target."""
+
+    field: str
+    results_in_force: int | None = Field(description="declared by an admin; null: not declared yet")
+    digitized: int = Field(description="back-digitized results still in force today")
+    expired: int = Field(description="back-digitized results whose validity has ended (not counted)")
+    remaining: int | None
+    share_percent: float | None = Field(description="digitized / results_in_force × 100 (above 100: the declaration is too low)")
+    target_percent: int = 100
+
+
+class ProgressPublic(BaseModel):
+    """A unit's back-digitization progress per field (lĩnh vực)."""
+
+    unit: str
+    as_of: date
+    data: list[ProgressLinePublic]
+    count: int
+    results_in_force: int = Field(description="over the declared fields")
+    digitized: int = Field(description="over the declared fields")
+    share_percent: float | None

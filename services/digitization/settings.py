@@ -43,6 +43,10 @@ class DigitizationSettings(ServiceSettings):
     # Certified electronic copies (chứng thực bản sao điện tử từ bản chính).
     certified_copy_procedures: list[str] = ["2.000815"]
     public_base_url: str = "http://127.0.0.1:8003"
+    # Back-digitization batches (a ZIP of scans and their metadata sheet, filed all or nothing).
+    backfile_max_batch_bytes: int = 1024 * 1024 * 1024
+    backfile_max_files: int = 2000
+    backfile_sign_workers: int = 2
 
     @model_validator(mode="after")
     def _production_needs_real_keys(self) -> DigitizationSettings:

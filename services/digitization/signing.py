@@ -17,7 +17,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator, GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.layout import AxisAlignment, Margins, SimpleBoxLayoutRule
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -51,6 +51,8 @@ class UnitSigner:
     certificate_serial: str
     trust_roots: tuple[asn1_x509.Certificate, ...]
     not_after: datetime
+    # pyHanko's estimate of the signature container's size, per (digest, tight): see _ReservingSigner
+    reserved: dict[tuple[str, bool], int] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -148,12 +150,81 @@ def load_unit_signer(settings: DigitizationSettings) -> UnitSigner:
     return load_signer(p12, secret, tuple(settings.signing_trust_roots))
 
 
+# The layout tables pyHanko's subsetter drops from the embedded subset anyway (GlyphAccumulator._extract_subset).
+# Shaping (HarfBuzz) reads the font's own bytes, with them; only the fontTools copy that is subset loses them first.
+_DROPPED_LAYOUT_TABLES = ("GPOS", "GDEF", "GSUB")
+
+
+class _LeanSubsetAccumulator(GlyphAccumulator):
+    """pyHanko's glyph accumulator, with the layout tables it drops from the subset removed *before* subsetting.
+
+    fontTools' subsetter decompiles every layout table present on entry (``_compact_layout_tables``) before its
+    ``drop_tables`` removes them: for Be Vietnam Pro that was most of the CPU of a signature's visible block. Taking
+    them out first leaves the embedded subset byte for byte the same (tests/unit/test_signing_font_subset.py).
+    """
+
+    def _extract_subset(self, options=None):  # pyHanko's signature
+        for tag in _DROPPED_LAYOUT_TABLES:
+            if tag in self.tt:
+                del self.tt[tag]
+        super()._extract_subset(options)
+
+
+class _LeanSubsetFactory(GlyphAccumulatorFactory):
+    """``GlyphAccumulatorFactory`` making :class:`_LeanSubsetAccumulator` objects (same arguments, same object stream)."""
+
+    def create_font_engine(self, writer, obj_stream=None):  # pyHanko's signature
+        fh = open(self.font_file, "rb")  # noqa: SIM115 - pyHanko's own factory leaves it to the engine as well
+        if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
+            obj_stream = writer.prepare_object_stream()
+        return _LeanSubsetAccumulator(
+            writer=writer,
+            font_handle=fh,
+            font_size=self.font_size,
+            ot_script_tag=self.ot_script_tag,
+            ot_language_tag=self.ot_language_tag,
+            writing_direction=self.writing_direction,
+            bcp47_lang_code=self.bcp47_lang_code,
+            obj_stream=obj_stream,
+        )
+
+
+class _ReservingSigner(signers.PdfSigner):
+    """pyHanko's ``PdfSigner``, with its estimate of the space to reserve for the signature kept per unit signer.
+
+    To size the ``/Contents`` placeholder, pyHanko makes a whole dry-run CMS signature before the real one (about a
+    third of a signature's CPU). Without revocation info, timestamper or CAdES attributes (none are used here), its
+    size depends only on the certificate chain and the digest, so the first estimate of a unit signer is reused:
+    every signed file reserves exactly the bytes it reserved before.
+    """
+
+    def __init__(self, *args, reserved: dict[tuple[str, bool], int], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._reserved = reserved
+
+    def init_signing_session(self, *args, **kwargs):  # pyHanko's signature
+        session = super().init_signing_session(*args, **kwargs)
+        estimate = session.estimate_signature_container_size
+        reserved, md = self._reserved, session.md_algorithm
+        fixed = self.signature_meta.cades_signed_attr_spec is None and session.timestamper is None
+
+        async def remembered(validation_info, tight=False):
+            if validation_info is not None or not fixed:
+                return await estimate(validation_info, tight=tight)
+            if (md, tight) not in reserved:
+                reserved[(md, tight)] = await estimate(validation_info, tight=tight)
+            return reserved[(md, tight)]
+
+        session.estimate_signature_container_size = remembered
+        return session
+
+
 @cache
 def _stamp_style(font_size: int) -> TextStampStyle:
     return TextStampStyle(
         stamp_text="%(block)s",
         text_box_style=TextBoxStyle(
-            font=GlyphAccumulatorFactory(str(font_files()[""]), font_size=font_size), leading=font_size + 3
+            font=_LeanSubsetFactory(str(font_files()[""]), font_size=font_size), leading=font_size + 3
         ),
         inner_content_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MIN, y_align=AxisAlignment.ALIGN_MID, margins=Margins.uniform(4)
@@ -189,7 +260,8 @@ def sign_file(
     )
     with open(source, "rb") as inf, open(target, "wb") as out:
         writer = IncrementalPdfFileWriter(inf, strict=False)
-        pdf_signer = signers.PdfSigner(meta, unit.signer, stamp_style=_stamp_style(font_size), new_field_spec=spec)
+        pdf_signer = _ReservingSigner(meta, unit.signer, stamp_style=_stamp_style(font_size), new_field_spec=spec,
+                                      reserved=unit.reserved)
         text = "\n".join(unicodedata.normalize("NFC", line) for line in block.lines) if block else ""
         pdf_signer.sign_pdf(writer, appearance_text_params={"block": text}, output=out)
 

@@ -51,7 +51,7 @@ class Document(SQLModel, table=True):
     __tablename__ = "documents"
 
     id: str = Field(primary_key=True, max_length=36)
-    dossier_code: str = Field(index=True, max_length=64)
+    dossier_code: str | None = Field(default=None, index=True, max_length=64)  # None: back-digitized from the archive
     unit: str = Field(max_length=64)
     receiving_unit: str | None = Field(default=None, max_length=64)
     stage: str = Field(max_length=16)
@@ -292,3 +292,101 @@ async def accesses(
 async def completion(*, session: AsyncSession, dossier_code: str) -> IntakeCompletion | None:
     """The dossier's intake completion, if recorded."""
     return await session.get(IntakeCompletion, dossier_code)
+
+
+# ---- back-digitization (issue #22) ------------------------------------------------------
+
+
+class BackfileBatch(SQLModel, table=True):
+    """A batch of scanned results of one unit, filed all together (the same ZIP again is this batch)."""
+
+    __tablename__ = "backfile_batches"
+    __table_args__ = (sa.UniqueConstraint("unit", "sha256", name="backfile_batches_same_zip"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    unit: str = Field(max_length=64, index=True)
+    sheet: str = Field(max_length=255)
+    sha256: str = Field(max_length=64)
+    documents: int
+    pages: int
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    created_by: str = Field(max_length=200)
+
+
+class BackfileResult(SQLModel, table=True):
+    """A back-digitized result: its document, its field, and the key that keeps it from being filed twice."""
+
+    __tablename__ = "backfile_results"
+
+    document_id: str = Field(primary_key=True, max_length=36)
+    batch_id: str = Field(max_length=36, index=True)
+    line: int
+    unit: str = Field(max_length=64)
+    field: str = Field(max_length=200)
+    result_key: str = Field(sa_column=Column(sa.Text, nullable=False, unique=True))
+    valid_until: date | None = None
+
+
+class ResultsInForce(SQLModel, table=True):
+    """A unit's declared count of results still in force in a field (the denominator of its progress)."""
+
+    __tablename__ = "backfile_results_in_force"
+
+    unit: str = Field(primary_key=True, max_length=64)
+    field: str = Field(primary_key=True, max_length=200)
+    results_in_force: int
+    note: str | None = Field(default=None, max_length=500)
+    declared_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    declared_by: str = Field(max_length=200)
+
+
+async def backfile_batch(*, session: AsyncSession, batch_id: str) -> BackfileBatch | None:
+    """A batch by id."""
+    return await session.get(BackfileBatch, batch_id)
+
+
+async def backfile_batch_of_zip(*, session: AsyncSession, unit: str, sha256: str) -> BackfileBatch | None:
+    """The unit's batch made from these very bytes, if any."""
+    result = await session.exec(select(BackfileBatch).where(BackfileBatch.unit == unit, BackfileBatch.sha256 == sha256))
+    return result.first()
+
+
+async def batch_documents(*, session: AsyncSession, batch_id: str) -> list[str]:
+    """The batch's document ids, in the order of its sheet."""
+    result = await session.exec(select(BackfileResult.document_id).where(BackfileResult.batch_id == batch_id).order_by(BackfileResult.line))
+    return list(result.all())
+
+
+async def filed_results(*, session: AsyncSession, keys: list[str]) -> dict[str, str]:
+    """Which of these result keys are filed already: key → document id."""
+    if not keys:
+        return {}
+    result = await session.execute(
+        sa.select(BackfileResult.result_key, BackfileResult.document_id).where(col(BackfileResult.result_key).in_(keys))
+    )
+    return {key: document_id for key, document_id in result.all()}
+
+
+async def declare_results_in_force(*, session: AsyncSession, row: ResultsInForce) -> ResultsInForce:
+    """Declare (or declare again) a unit's count for a field: the newest declaration holds."""
+    values = row.model_dump()
+    await session.execute(
+        insert(ResultsInForce).values(**values).on_conflict_do_update(
+            index_elements=["unit", "field"], set_={k: v for k, v in values.items() if k not in ("unit", "field")}
+        )
+    )
+    return row
+
+
+async def backfile_counts(*, session: AsyncSession, unit: str, today: date) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """A unit's declared counts by field, and its back-filed results by field: (still in force, expired) on ``today``."""
+    declared = await session.exec(select(ResultsInForce).where(ResultsInForce.unit == unit))
+    in_force = sa.or_(col(BackfileResult.valid_until).is_(None), col(BackfileResult.valid_until) >= today)
+    filed = await session.execute(
+        sa.select(
+            BackfileResult.field,
+            sa.func.count().filter(in_force),
+            sa.func.count().filter(sa.not_(in_force)),
+        ).where(BackfileResult.unit == unit).group_by(BackfileResult.field)
+    )
+    return {r.field: r.results_in_force for r in declared.all()}, {f: (int(n), int(x)) for f, n, x in filed.all()}

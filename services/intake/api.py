@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
-from services.intake import domain, handlers, store
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path as FilePath
+
+from starlette.datastructures import UploadFile
+
+from services.intake import domain, handlers, registers, store
 from services.intake.deps import Deps
 from services.intake.models import (
     ApplicantPublic,
@@ -32,6 +40,7 @@ from services.intake.models import (
     PublishRules,
     PublishVersion,
     ReceiveDossier,
+    RegisterImportReport,
     RulesPublic,
     RuleVersionPublic,
     RuleVersionsPublic,
@@ -485,3 +494,100 @@ async def record_pdf(reference: str, deps: Deps, user: Annotated[Principal, requ
     async with deps.db.reading() as tx:
         pdf, form = await handlers.record_pdf(tx, reference, deps=deps, user=user)
     return _pdf(pdf, f"{reference}-mau-{form}.pdf")
+
+
+# ---- paper registers brought in (issue #22) ---------------------------------------------------------------------------
+
+
+def _spool(source: UploadFile) -> registers.Upload:
+    """Copy the uploaded part to a file of its own, hashing it (in a thread: up to 64 MiB)."""
+    fd, name = tempfile.mkstemp(prefix="motcua-register-")
+    digest, size = hashlib.sha256(), 0
+    with os.fdopen(fd, "wb") as out:
+        source.file.seek(0)
+        while chunk := source.file.read(1024 * 1024):
+            size += len(chunk)
+            if size > registers.MAX_FILE_BYTES:
+                out.close()
+                os.unlink(name)
+                raise _too_large()
+            digest.update(chunk)
+            out.write(chunk)
+    return registers.Upload(path=FilePath(name), filename=(source.filename or None), sha256=digest.hexdigest(), size=size)
+
+
+def _too_large() -> Problem:
+    limit = registers.MAX_FILE_BYTES
+    return Problem(413, "payload-too-large", "The file is too large", f"A register file is at most {limit // 1048576} MiB: split it by year.",
+                   limit_bytes=limit)  # fmt: skip
+
+
+async def _register_upload(request: Request) -> registers.Upload:
+    """The one 'file' part of a multipart request, on disk; 413 beyond the limit, 415 for another content type."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise Problem(415, "unsupported-media-type", "Send multipart/form-data", "Upload the register as multipart/form-data, part 'file'.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > registers.MAX_FILE_BYTES + 64 * 1024:
+        raise _too_large()
+    form = await request.form(max_files=1, max_fields=4)
+    try:
+        source = form.get("file")
+        if not isinstance(source, UploadFile):
+            raise Problem(422, "validation-error", "The request is not valid", "file: send the register in the multipart part 'file'.")
+        return await asyncio.to_thread(_spool, source)
+    finally:
+        await form.close()
+
+
+_REGISTER_BODY = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary", "description": "the register: CSV (UTF-8) or XLSX"}},
+    }}}},
+}  # fmt: skip
+
+
+@router.post(
+    "/registers/imports", response_model=RegisterImportReport, tags=["registers"],
+    summary="Import a unit's paper register (Sổ theo dõi hồ sơ), CSV or XLSX: a dry run by default (clerk, leader, admin)",
+    responses={
+        201: {"description": "committed: the new dossiers were added (`import_id`)"},
+        413: {"description": "the file is larger than the limit"},
+        415: {"description": "not a multipart upload"},
+        422: {"description": "a file that cannot be read (encoding, columns), or a commit of a file with bad lines: `errors` lists them"},
+    },
+    openapi_extra=_REGISTER_BODY,
+)  # fmt: skip
+async def import_register(
+    request: Request,
+    response: Response,
+    deps: Deps,
+    user: Annotated[Principal, require_roles(Role.CLERK, Role.LEADER, Role.ADMIN)],
+    dry_run: Annotated[bool, Query(description="check every line and report, change nothing")] = True,
+    unit: Annotated[str | None, Query(max_length=64, description="the unit whose register it is; default the token's one unit")] = None,
+) -> RegisterImportReport:
+    unit = handlers.register_unit(user, unit)
+    upload = await _register_upload(request)
+    try:
+        if dry_run:
+            async with deps.db.reading() as tx:
+                return await handlers.import_register(tx, upload, unit=unit, dry_run=True, deps=deps, user=user)
+        async with deps.db.unit_of_work(actor=user.subject) as tx:
+            report = await handlers.import_register(tx, upload, unit=unit, dry_run=False, deps=deps, user=user)
+        if report.import_id is not None:
+            response.status_code = 201
+        return report
+    finally:
+        upload.path.unlink(missing_ok=True)
+
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(
+    "/registers/template.{kind}", tags=["registers"], summary="The register template to fill in (CSV in UTF-8, or XLSX)",
+    responses={200: {"content": {"text/csv": {}, _XLSX: {}}, "description": "the header and one example line"}},
+)  # fmt: skip
+async def register_template(kind: Annotated[str, Path(pattern="^(csv|xlsx)$")]) -> Response:
+    body, media = (registers.template_csv(), "text/csv; charset=utf-8") if kind == "csv" else (registers.template_xlsx(), _XLSX)
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="so-theo-doi-ho-so.{kind}"'})

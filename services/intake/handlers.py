@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.intake import domain, national, portal, printing, store
+from services.intake import domain, national, portal, printing, registers, store
 from services.intake.caches import procedure_in_force, procedure_of
 from services.intake.deps import IntakeDeps
 from services.intake.models import (
@@ -26,6 +26,8 @@ from services.intake.models import (
     PublishVersion,
     ReceiveDossier,
     ReceptionBase,
+    RegisterImportReport,
+    RegisterRowProblem,
     Supplement,
     Withdrawal,
 )
@@ -52,6 +54,7 @@ from shared.events import (
     CaseSupplementRequested,
     CaseTransferred,
     CaseTransferReturned,
+    DossierImported,
     DossierReceived,
     DossierSupplemented,
     DossierWithdrawn,
@@ -849,6 +852,154 @@ async def record_pdf(tx: UnitOfWork, reference: str, *, deps: IntakeDeps, user: 
         raise NotFound("form of intake record", reference)
     spec = rules.form(printing.NOT_ACCEPTED_FORM_KEYS[row.outcome])
     return pdf, spec.number if spec else domain.NOT_ACCEPTED_FORMS[row.outcome]
+
+
+# ---- paper registers brought in (issue #22) -------------------------------------------------------------------------
+
+_IMPORTED_STATUS = {
+    "open": NationalStatus.ACCEPTED, "done": NationalStatus.RESOLVED, "returned": NationalStatus.RETURNED,
+    "rejected": NationalStatus.NOT_ACCEPTED, "stopped": NationalStatus.STOPPED, "withdrawn": NationalStatus.WITHDRAWN,
+}  # fmt: skip
+
+
+def register_unit(user: Principal, unit: str | None) -> str:
+    """The unit whose register is imported: the one asked for (within the token), else the token's one unit."""
+    if unit is None:
+        return _single_unit(user)
+    user.require_unit(unit)
+    return unit
+
+
+async def _register_law(tx: UnitOfWork, unit: str, *, deps: IntakeDeps) -> registers.Law:
+    """The rules and the calendar of a dossier of the unit received at any instant (loaded once for the whole file)."""
+    book = await deps.law.book(tx)
+    province = province_of(await deps.law.registry(tx), unit)
+    declared = [(d.day, d.working, d.note) for d in await store.calendar_days(session=tx.session, province=province)]
+    calendars: dict[tuple[Any, ...], WorkingCalendar] = {}
+    by_day: dict[date, tuple[Rules, WorkingCalendar]] = {}  # rule versions change between days, never within one
+
+    def law(received_at: datetime) -> tuple[Rules, WorkingCalendar]:
+        try:
+            day = received_at.astimezone(VN_TZ).date()
+        except OverflowError:
+            raise LookupError(f"{received_at.isoformat()} is out of range") from None
+        if day in by_day:
+            return by_day[day]
+        rules = book.in_force(day, province)
+        office = rules.office
+        key = (office.opens, office.closes, office.cutoff)
+        if key not in calendars:
+            national = WorkingCalendar(start_of_day=office.opens, end_of_day=office.closes, cutoff=office.cutoff)
+            calendars[key] = national.with_declared_days(declared)
+        by_day[day] = rules, calendars[key]
+        return by_day[day]
+
+    return law
+
+
+def _imported_event(row: registers.RegisterRow, unit: str, import_id: int) -> DossierImported:
+    p = row.procedure
+    return DossierImported(
+        dossier_code=row.code, unit=unit, occurred_at=row.received_at, import_id=import_id, line=row.line,
+        procedure_code=p.code, procedure_name=p.name, procedure_version=p.version, procedure_field=p.field or None,
+        procedure_field_code=p.field_code, applicant_name=row.applicant, receiving_unit=unit, received_at=row.received_at,
+        appointment_at=row.appointment_at, due_at=row.due_at, paused_working_days=row.paused_days,
+        outcome=row.outcome,  # type: ignore[arg-type]
+        finished_at=row.finished_at, returned_at=row.returned_at,
+        timeliness=row.timeliness,  # type: ignore[arg-type]
+        officer=row.officer, notes=row.notes, rules=row.rules,
+    )  # fmt: skip
+
+
+def _imported_columns(row: registers.RegisterRow, unit: str, import_id: int, by: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dossier's row and what its register line said beyond it."""
+    p = row.procedure
+    dossier = _DOSSIER_DEFAULTS | {
+        "code": row.code, "unit": unit, "receiving_unit": unit, "procedure_code": p.code, "procedure_version": p.version,
+        "procedure_name": p.name, "channel": "imported", "applicant_name": row.applicant, "received_at": row.received_at,
+        "appointment_at": row.appointment_at, "legal_due_at": row.due_at, "status": int(_IMPORTED_STATUS[row.outcome]),
+        "received_by": row.officer or f"import:{by}", "rules": row.rules,
+    }  # fmt: skip
+    imported = {
+        "code": row.code, "import_id": import_id, "line": row.line, "digest": row.digest, "outcome": row.outcome,
+        "due_at": row.due_at, "paused_days": row.paused_days, "finished_at": row.finished_at, "returned_at": row.returned_at,
+        "officer": row.officer, "notes": row.notes,
+    }  # fmt: skip
+    return dossier, imported
+
+
+# every column of a dossier row, for the set-based insert (each row of one statement names the same columns)
+_DOSSIER_DEFAULTS: dict[str, Any] = {
+    "applicant_kind": "citizen", "applicant_id_number": None, "applicant_tax_code": None, "applicant_address": None,
+    "applicant_phone": None, "applicant_email": None, "components": [], "sets": 1, "return_channel": "counter",
+    "postal_tracking_number": None, "portal_dossier_id": None, "submitted_at": None,
+    "fee": {"items": [], "total": 0, "pending_lines": [], "currency": "VND"}, "idempotency_key": None,
+    "identification": "none", "population_data_reused": False,
+}  # fmt: skip
+
+
+async def import_register(
+    tx: UnitOfWork, upload: registers.Upload, *, unit: str, dry_run: bool, deps: IntakeDeps, user: Principal
+) -> RegisterImportReport:
+    """Check every line of a unit's paper register and, unless a dry run, bring in the dossiers new to the system: all
+    or nothing. Each added dossier is stored with channel ``imported`` and announced by ``dossier.imported`` (its
+    historical facts), which workflow and reporting project. A line whose code was imported with the same content is
+    skipped; with other content, or a code received here, it is a bad line. A file with a bad line is refused whole
+    (422, ``errors``); a dry run reports them (200)."""
+    if not dry_run:
+        await store.lock_register(session=tx.session, unit=unit)
+    versions = await store.versions(session=tx.session)
+    catalog = registers.Catalog(
+        registers.ProcedureInForce(code=v.code, version=v.version, effective_from=v.effective_from, name=v.name, field=v.field,
+                                   field_code=v.document.get("field_code"))
+        for v in versions
+    )  # fmt: skip
+    law = await _register_law(tx, unit, deps=deps)
+    now = tx.now
+    try:
+        checked = await asyncio.to_thread(
+            lambda: registers.check(registers.read(upload.path), unit=unit, catalog=catalog, law=law, now=now)
+        )
+    except registers.FileProblem as exc:
+        raise Problem(422, exc.slug, exc.title, exc.detail, **exc.extensions) from None
+    existing = await store.existing_codes(session=tx.session, codes=[r.code for r in checked.rows])
+    new, skipped = registers.against_system(checked, existing)
+    counts = {k: 0 for k in _IMPORTED_STATUS}
+    for row in new:
+        counts[row.outcome] += 1
+    errors = [RegisterRowProblem(line=e.line, code=e.code, column=e.column, reason=e.reason) for e in checked.errors]
+    report = RegisterImportReport(
+        dry_run=dry_run, unit=unit, filename=upload.filename, sha256=upload.sha256, lines=checked.lines,
+        valid=checked.lines - len(errors), added=len(new), skipped=skipped, counts=counts, errors=errors,
+    )  # fmt: skip
+    if dry_run:
+        return report
+    if errors:
+        shown = "; ".join(f"line {e.line}: {e.reason}" for e in errors[:3])
+        raise Problem(
+            422, "register-rows-invalid", "The register has bad lines",
+            f"{len(errors)} of {checked.lines} lines cannot be imported, so nothing was: {shown}{' …' if len(errors) > 3 else ''}",
+            errors=[e.model_dump() for e in errors], lines=checked.lines,
+        )  # fmt: skip
+    if not new:
+        return report  # the same file again: nothing changes
+    kept = await store.insert_register_import(
+        session=tx.session,
+        row=store.RegisterImport(
+            unit=unit, filename=upload.filename, sha256=upload.sha256, lines=checked.lines, added=len(new), skipped=skipped,
+            counts=counts, imported_at=now, imported_by=user.subject,
+        ),
+    )  # fmt: skip
+    assert kept.id is not None
+    columns = [_imported_columns(row, unit, kept.id, user.subject) for row in new]
+    await store.insert_imported(session=tx.session, dossiers=[c[0] for c in columns], imported=[c[1] for c in columns])
+    last_by_day: dict[date, int] = {}
+    for row in new:
+        day = domain.receipt_day(row.received_at)
+        last_by_day[day] = max(last_by_day.get(day, 0), row.sequence)
+    await store.raise_sequences(session=tx.session, unit=unit, last_by_day=last_by_day)
+    await tx.emit_many([_imported_event(row, unit, kept.id) for row in new])
+    return report.model_copy(update={"import_id": kept.id})
 
 
 # ---- consumed events -------------------------------------------------------

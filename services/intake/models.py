@@ -429,3 +429,31 @@ class UnitsPublic(BaseModel):
 
     data: list[AdminUnit]
     count: int
+
+
+# ---- paper registers brought in (issue #22) -------------------------------------------------------------------------
+
+
+class RegisterRowProblem(BaseModel):
+    """A line of the register that cannot be imported, and why."""
+
+    line: int = Field(description="the line in the file (the header is line 1)")
+    code: str | None = Field(default=None, description="the dossier code the line gives, if any")
+    column: str | None = Field(default=None, description="the column at fault (its English key), if one")
+    reason: str
+
+
+class RegisterImportReport(BaseModel):
+    """What importing a register does (a dry run) or did."""
+
+    dry_run: bool
+    unit: str
+    filename: str | None = None
+    sha256: str
+    lines: int = Field(description="data lines read (blank lines not counted)")
+    valid: int = Field(description="lines that passed every check")
+    added: int = Field(description="dossiers new to the system: added (or, in a dry run, that would be)")
+    skipped: int = Field(description="lines whose dossier was imported before with the same content")
+    counts: dict[str, int] = Field(description="the added dossiers by outcome: open, done, returned, rejected, stopped, withdrawn")
+    import_id: int | None = Field(default=None, description="the import kept (null for a dry run or when nothing was new)")
+    errors: list[RegisterRowProblem] = Field(description="every bad line; a commit refuses the whole file while there is one")

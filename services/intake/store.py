@@ -332,3 +332,94 @@ async def pushes(*, session: AsyncSession, dossier_code: str) -> list[PortalPush
     """Every push of a dossier in order."""
     result = await session.exec(select(PortalPush).where(PortalPush.dossier_code == dossier_code).order_by(PortalPush.id))
     return list(result.all())
+
+
+# ---- paper registers brought in (issue #22) -----------------------------------------------------------------------
+
+
+class RegisterImport(SQLModel, table=True):
+    """One committed import of a unit's paper register (revision 0007)."""
+
+    __tablename__ = "register_imports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit: str = Field(index=True, max_length=64)
+    filename: str | None = Field(default=None, max_length=300)
+    sha256: str = Field(max_length=64)
+    lines: int
+    added: int
+    skipped: int
+    counts: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    imported_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    imported_by: str
+
+
+class ImportedDossier(SQLModel, table=True):
+    """What a register row said of a dossier it brought in, beyond the dossier's own columns (revision 0007)."""
+
+    __tablename__ = "imported_dossiers"
+
+    code: str = Field(primary_key=True, max_length=64)
+    import_id: int = Field(foreign_key="register_imports.id", index=True)
+    line: int
+    digest: str = Field(max_length=64, description="the row's content (registers.digest): the key of a repeated import")
+    outcome: str = Field(max_length=16)
+    due_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    paused_days: int = 0
+    finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    returned_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    officer: str | None = Field(default=None, max_length=200)
+    notes: str | None = None
+
+
+_INSERT_IMPORTED = sa.insert(ImportedDossier.__table__)  # type: ignore[attr-defined]
+_RAISE_SEQUENCES = sa.text(
+    "INSERT INTO dossier_sequences (unit, day, last) SELECT :unit, d, s FROM unnest(CAST(:days AS date[]), CAST(:lasts AS int[])) AS t(d, s) "
+    "ON CONFLICT (unit, day) DO UPDATE SET last = GREATEST(dossier_sequences.last, EXCLUDED.last)"
+)
+
+
+async def lock_register(*, session: AsyncSession, unit: str) -> None:
+    """Serialise the register imports of one unit until the transaction ends (two imports of one file add it once)."""
+    await session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('motcua.intake.register:' || :unit))"), {"unit": unit})
+
+
+async def existing_codes(*, session: AsyncSession, codes: list[str]) -> dict[str, str | None]:
+    """Of these codes, those the system knows: code → the digest it was imported with, None for one received here."""
+    found: dict[str, str | None] = {}
+    for start in range(0, len(codes), 10_000):
+        chunk = codes[start:start + 10_000]
+        result = await session.execute(
+            sa.select(Dossier.code, ImportedDossier.digest)
+            .select_from(Dossier.__table__.outerjoin(ImportedDossier.__table__, ImportedDossier.code == Dossier.code))  # type: ignore[attr-defined]
+            .where(col(Dossier.code).in_(chunk))
+        )
+        found.update({code: digest for code, digest in result.all()})
+    return found
+
+
+async def insert_register_import(*, session: AsyncSession, row: RegisterImport) -> RegisterImport:
+    """Keep an import (its id is known on return)."""
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def insert_imported(*, session: AsyncSession, dossiers: list[dict[str, Any]], imported: list[dict[str, Any]]) -> None:
+    """The dossiers of an import and what their rows said, in batches (set-based: one statement per few thousand)."""
+    for start in range(0, len(dossiers), 2_000):
+        await session.execute(_INSERT_DOSSIER, dossiers[start:start + 2_000])
+        await session.execute(_INSERT_IMPORTED, imported[start:start + 2_000])
+
+
+async def raise_sequences(*, session: AsyncSession, unit: str, last_by_day: dict[date, int]) -> None:
+    """Keep the unit's daily dossier numbers above the imported codes (a dossier received today goes on after them)."""
+    if last_by_day:
+        days = sorted(last_by_day)
+        await session.execute(_RAISE_SEQUENCES, {"unit": unit, "days": days, "lasts": [last_by_day[d] for d in days]})
+
+
+async def register_imports(*, session: AsyncSession, unit: str) -> list[RegisterImport]:
+    """A unit's imports, newest first."""
+    result = await session.exec(select(RegisterImport).where(RegisterImport.unit == unit).order_by(col(RegisterImport.id).desc()))
+    return list(result.all())

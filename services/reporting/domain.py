@@ -39,6 +39,7 @@ from shared.events import (
     DocumentReused,
     DocumentSigned,
     DossierDigitized,
+    DossierImported,
     DossierReceived,
     DossierWithdrawn,
     Event,
@@ -552,6 +553,46 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
             if fact.holder_unit is None and fact.closed_at is None:
                 fact = replace(fact, holder_unit=fact.one_stop, holder_officer=event.received_by)
             deadlines.append(DeadlineChange(event.received_at, original, False))
+        case DossierImported():
+            # A paper register's dossier: its whole history in one fact, at the register's own dates (not the import's).
+            procedure_field = event.procedure_field or fields.get(event.procedure_code, "")
+            fact = replace(
+                fact,
+                unit=event.unit,
+                province=province_of(event.unit),
+                procedure_code=event.procedure_code,
+                procedure_name=event.procedure_name,
+                field=procedure_field,
+                channel="imported",
+                received_at=event.received_at,
+                received_day=event.received_at.astimezone(VN_TZ).date(),
+                receiving_unit=event.receiving_unit,
+                received_by=event.officer,
+                due_at_original=event.appointment_at,
+                due_at=event.due_at,
+                identification="none",
+                last_activity_at=_latest(fact.last_activity_at, event.received_at, event.finished_at, event.returned_at),
+                rules=event.rules or fact.rules,
+                applicant_name=event.applicant_name,
+            )
+            deadlines.append(DeadlineChange(event.received_at, event.due_at, False))
+            ended = event.finished_at or event.returned_at
+            if event.outcome == "open" or ended is None:
+                if fact.holder_unit is None and fact.closed_at is None:
+                    fact = replace(fact, holder_unit=fact.one_stop, holder_officer=event.officer)
+            else:
+                if event.timeliness == "late":
+                    fact = _mark_late(fact, min(event.due_at, ended), "finished_late", fact.one_stop, event.officer)
+                closing: CloseKind = {"rejected": "rejected", "stopped": "stopped", "withdrawn": "withdrawn"}.get(event.outcome, "result")  # type: ignore[assignment]
+                fact = _close(fact, ended, closing, event.timeliness)
+                fact = replace(fact, holder_unit=None, holder_officer=None)
+                if closing == "result":
+                    fact = replace(
+                        fact,
+                        result_at=_earliest(fact.result_at, ended),
+                        returned_at=_earliest(fact.returned_at, event.returned_at),
+                        return_channel=fact.return_channel or ("counter" if event.returned_at else None),
+                    )
         case CaseAssigned():
             department = event.department if event.department is not None else fact.department
             fact = replace(

@@ -52,6 +52,7 @@ from shared.events import (
     CaseFeedbackReceived,
     CaseRated,
     DocumentSigned,
+    DossierImported,
     DossierReceived,
     DossierSupplemented,
     DossierWithdrawn,
@@ -768,6 +769,51 @@ async def on_dossier_received(tx: UnitOfWork, event: DossierReceived, envelope: 
             await _apply(tx, case, domain.hand_over_unit(state, into=successor, now=tx.now))
 
 
+_IMPORTED_STATUS = {
+    "open": CaseStatus.ACCEPTED, "done": CaseStatus.DONE, "returned": CaseStatus.RETURNED, "rejected": CaseStatus.REJECTED,
+    "stopped": CaseStatus.STOPPED, "withdrawn": CaseStatus.WITHDRAWN,
+}  # fmt: skip
+
+
+async def on_dossier_imported(tx: UnitOfWork, event: DossierImported, envelope: Envelope) -> None:
+    """A dossier of a paper register becomes a case as the register left it: an open one in status ``accepted`` with
+    its original deadline (moved by the days it was paused), held by the register's officer or nobody known, so the
+    sweep finds it late on the legal day (or at once when that day has passed); a closed one closed, with the dates
+    and the timeliness of the register. No notification: the applicant was told on paper."""
+    status = _IMPORTED_STATUS[event.outcome]
+    values = domain.opening_columns(
+        code=event.dossier_code, unit=event.unit, received_at=event.received_at, appointment_at=event.appointment_at,
+        due_at_original=event.appointment_at, receiving_unit=event.receiving_unit, received_by=event.officer,
+    )  # fmt: skip
+    values |= {
+        "status": status.value,
+        "due_at": event.due_at,
+        "legal_due_at": event.due_at,
+        "procedure_code": event.procedure_code,
+        "procedure_name": event.procedure_name,
+        "procedure_version": event.procedure_version,
+        "applicant_name": event.applicant_name,
+        "channel": "imported",
+        "received_by": event.officer,
+        "assignee": event.officer,
+        "rules": event.rules,
+        "updated_at": tx.now,
+    }
+    if status is not CaseStatus.ACCEPTED:
+        ended = event.finished_at or event.returned_at
+        values |= {"holder_unit": None, "holder_officer": None, "closed_at": ended if status in domain.FINAL else None}
+        if status in (CaseStatus.DONE, CaseStatus.RETURNED):
+            values |= {"finished_at": ended, "timeliness": event.timeliness}
+        if status is CaseStatus.RETURNED:
+            values |= {"returned_at": event.returned_at, "return_channel": "counter", "closed_reason": "returned"}
+        elif status in (CaseStatus.REJECTED, CaseStatus.STOPPED, CaseStatus.WITHDRAWN):
+            values |= {"closed_reason": event.notes or "imported from the paper register"}
+        if event.timeliness == "late":
+            values |= {"is_late": True, "late_reason": "finished_late", "late_at": event.due_at, "late_holder_unit": event.unit,
+                       "late_holder_officer": event.officer}  # fmt: skip
+    await store.insert_if_new(session=tx.session, values=values)
+
+
 async def on_dossier_supplemented(tx: UnitOfWork, event: DossierSupplemented, envelope: Envelope, *, deps: WorkflowDeps) -> None:
     """The applicant handed in the additions: the clock resumes with the days that were left."""
     found = await _locked(tx, event.dossier_code)
@@ -892,6 +938,7 @@ def subscriptions(deps: WorkflowDeps) -> Subscription:
         producers=(INTAKE, DIGITIZATION, PAYMENTS),
         handlers={
             DossierReceived: partial(on_dossier_received, deps=deps),
+            DossierImported: on_dossier_imported,
             DossierSupplemented: partial(on_dossier_supplemented, deps=deps),
             DossierWithdrawn: on_dossier_withdrawn,
             DocumentSigned: on_document_signed,

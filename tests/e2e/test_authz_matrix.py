@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import json
 import time
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,9 @@ PLATFORM: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/dead-letters"): roles(A, AU, scoped=False),
     ("GET", "/api/v1/admin/clock"): OPEN,  # reading the time; only moving it needs a token
     ("PUT", "/api/v1/admin/clock"): roles(A, scoped=False),
+    ("GET", "/api/v1/admin/drift"): roles(A, AU, scoped=False),
+    ("POST", "/api/v1/admin/drift/announce"): roles(A, scoped=False),
+    ("POST", "/api/v1/admin/outbox/replay"): roles(A, scoped=False),
 }
 
 ACCESS: dict[str, dict[tuple[str, str], Rule]] = {
@@ -112,6 +116,9 @@ ACCESS: dict[str, dict[tuple[str, str], Rule]] = {
         ("GET", "/api/v1/public/dossiers/{code}"): OPEN,
         ("GET", "/api/v1/dossiers/{code}/receipt.pdf"): roles(*OFFICIALS),
         ("GET", "/api/v1/intake-records/{reference}/form.pdf"): roles(*OFFICIALS),
+        # the unit is a query parameter (default the token's one unit): another unit's token imports into its own
+        ("POST", "/api/v1/registers/imports"): roles(C, L, A, scoped=False),
+        ("GET", "/api/v1/registers/template.{kind}"): OPEN,
     },
     "workflow": {
         **PLATFORM,
@@ -165,6 +172,10 @@ ACCESS: dict[str, dict[tuple[str, str], Rule]] = {
         ("POST", "/api/v1/certified-copies"): roles(C, S, L, scoped=False),
         # The world's document is a scan, not a copy: a leader of its unit meets 409, nothing is revoked.
         ("POST", "/api/v1/certified-copies/{document_id}/revocation"): roles(L),
+        ("POST", "/api/v1/backfile/batches"): roles(C, L, A, scoped=False),  # the unit is in the multipart body
+        ("GET", "/api/v1/backfile/batches/{batch_id}"): roles(C, S, L, A, AU),
+        ("PUT", "/api/v1/backfile/results-in-force/{unit}/{field}"): roles(A),
+        ("GET", "/api/v1/backfile/progress"): roles(C, S, L, A, AU),
     },
     "payments": {
         **PLATFORM,
@@ -381,7 +392,7 @@ def _request_parts(path: str, op: dict, values: dict[str, str], components: dict
 
 
 def _placeholders(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+    return re.findall(r"\{(\w+)\}", path)  # also inside a segment: /registers/template.{kind}
 
 
 async def call(
