@@ -446,8 +446,9 @@ def _with_database(dsn: str, database: str) -> str:
     return parts._replace(path=f"/{database}").geturl()
 
 
-async def baseline_phases(target: Target, args: argparse.Namespace, report: dict[str, Any], database: str) -> None:
-    """The bare FastAPI + asyncpg endpoint under the same two phases."""
+async def baseline_phases(target: Target, args: argparse.Namespace, report: dict[str, Any], database: str,
+                          modes: tuple[str, ...] = ("open", "closed")) -> None:
+    """The bare FastAPI + asyncpg endpoint under the same two phases (or only ``modes``)."""
     assert target.postgres_dsn
     port = free_port()
     log_path = Path(tempfile.gettempdir()) / f"motcua-bench-baseline-{port}.log"
@@ -473,7 +474,7 @@ async def baseline_phases(target: Target, args: argparse.Namespace, report: dict
                 await asyncio.sleep(0.1)
         await asyncio.sleep(1)
         watch = target.groups(baseline=[proc.pid])
-        for mode in ("open", "closed"):
+        for mode in modes:
             label = f"baseline open-loop {args.rate:g}/s" if mode == "open" else f"baseline closed-loop c={args.concurrency}"
             _say(f"{label}: {args.warmup:g}s warm-up + {args.duration:g}s measured")
             phase = await run_load(target, args, base_url=url, path="/items", mode=mode, tokens=None, collect=False,
@@ -743,10 +744,35 @@ def ratios(report: dict[str, Any]) -> dict[str, str]:
             and ph["intake_open"]["latency_ms"]["p50"]):
         out["intake/baseline p50 latency at the offered rate"] = (
             f"{ph['intake_open']['latency_ms']['p50'] / ph['baseline_open']['latency_ms']['p50']:.1f}x")
+    out.update(cpu_ratios(ph.get("intake_closed"), ph.get("baseline_closed")))
     for kind in ("insert", "intake_tx"):
         pg = report["pgbench"].get(kind)
         if "intake_closed" in ph and pg and pg["tps"]:
             out[f"intake max throughput / pgbench {kind}"] = f"{ph['intake_closed']['accepted_per_s'] / pg['tps']:.2f}x"
+    return out
+
+
+def bare_request_cpu_ms(baseline: dict[str, Any] | None) -> dict[str, float] | None:
+    """CPU ms of one bare request (the baseline app and Postgres) in a baseline phase, or None."""
+    per = (baseline or {}).get("cpu_ms_per_accepted") or {}
+    if not per.get("baseline"):
+        return None
+    return {"app": per["baseline"], "postgres": per.get("postgres", 0.0),
+            "total": round(per["baseline"] + per.get("postgres", 0.0), 3)}
+
+
+def cpu_ratios(intake: dict[str, Any] | None, baseline: dict[str, Any] | None) -> dict[str, str]:
+    """The issue-18 ratios: the whole pipeline's and intake's own CPU per accepted dossier over the bare request's."""
+    bare = bare_request_cpu_ms(baseline)
+    per = (intake or {}).get("cpu_ms_per_accepted") or {}
+    if bare is None or not per:
+        return {}
+    pipeline = sum(v for k, v in per.items() if k not in ("baseline",))
+    out = {"whole pipeline CPU per accepted dossier / bare request (app + Postgres)":
+           f"{pipeline:.2f} / {bare['total']:.2f} ms = {pipeline / bare['total']:.1f}x"}
+    if per.get("intake"):
+        out["intake's own CPU per request / bare app's"] = (
+            f"{per['intake']:.2f} / {bare['app']:.2f} ms = {per['intake'] / bare['app']:.1f}x")
     return out
 
 

@@ -109,6 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--step-timeout", type=float, default=30, help="longest wait for one projection, seconds (30)")
     p.add_argument("--drain-timeout", type=float, default=20, help="seconds to let in-flight lifecycles finish (20)")
     p.add_argument("--max-seconds", type=float, default=280, help="the whole run is aborted after this (280)")
+    p.add_argument("--baseline-duration", type=float, default=15,
+                   help="measured seconds of the bare FastAPI + asyncpg endpoint's closed loop, same run (15); 0 skips")
+    p.add_argument("--baseline-concurrency", type=int, default=64, help="workers of that closed loop (64)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (bench/results)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, Postgres data)")
     args = p.parse_args(argv)
@@ -557,6 +560,48 @@ async def _bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, An
         opened["event_lag"] = await measure_lag(owned, sampled, args.drain_timeout)
         opened["dvcqg_sync"] = await measure_sync_lag(owned, lgsp, sampled, args.drain_timeout)
         report["phases"]["open"] = opened
+    if args.baseline_duration > 0:
+        await bare_baseline(owned, args, report)
+
+
+async def bare_baseline(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """The bare FastAPI + asyncpg endpoint (:mod:`bench.baseline_app`) on the same Postgres, closed loop, same run.
+
+    So every CPU ratio (lifecycle / bare request) comes from one run on one machine in the same minutes.
+    """
+    from bench import intake
+
+    target = intake.Target(intake_url="", reporting_url="", private_key_pem="", postgres_dsn=owned.postgres.dsn("postgres"),
+                           service_pids=dict(owned.service_pids), postgres_pid=owned.postgres_pid,
+                           broker_pid=owned.broker.pid)
+    load = argparse.Namespace(generators=1, concurrency=args.baseline_concurrency, rate=1.0, warmup=3.0,
+                              duration=args.baseline_duration, request_timeout=10.0, max_in_flight=2000,
+                              open_connections=128, max_requests=200_000, lag_samples=1)
+    database = f"motcua_bench_{uuid.uuid4().hex[:8]}"
+    await intake._asyncpg_admin(target.postgres_dsn, f'CREATE DATABASE "{database}"')
+    try:
+        await intake.baseline_phases(target, load, report, database, modes=("closed",))
+    finally:
+        intake._stop_children(target)
+        with contextlib.suppress(Exception):
+            await intake._asyncpg_admin(target.postgres_dsn, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def ratios(report: dict[str, Any]) -> dict[str, str]:
+    """CPU per lifecycle over the bare request's, measured in the same run (issue 18's figure)."""
+    from bench.intake import bare_request_cpu_ms
+
+    bare = bare_request_cpu_ms(report["phases"].get("baseline_closed"))
+    out: dict[str, str] = {}
+    if bare is None:
+        return out
+    out["bare request CPU ms (app + Postgres)"] = f"{bare['app']:.2f} + {bare['postgres']:.2f} = {bare['total']:.2f}"
+    for key in ("closed", "open"):
+        ph = report["phases"].get(key)
+        if ph and ph.get("cpu_ms_per_lifecycle_services_and_infra"):
+            lc = ph["cpu_ms_per_lifecycle_services_and_infra"]
+            out[f"{key}: CPU per lifecycle / bare request"] = f"{lc:.0f} / {bare['total']:.2f} ms = {lc / bare['total']:.0f}x"
+    return out
 
 
 # -- output --------------------------------------------------------------------------------------------------
@@ -629,6 +674,13 @@ def render(report: dict[str, Any]) -> str:
         f"{n} {_f(mem.get('idle', {}).get(n, {}).get('pss_mib' if n == 'postgres' else 'rss_mib'), 0)}"
         f"→{_f(mem.get('after_load', {}).get(n, {}).get('pss_mib' if n == 'postgres' else 'rss_mib'), 0)}"
         for n in [*SERVICES, "broker", "postgres"]))
+    base = report["phases"].get("baseline_closed")
+    if base:
+        lines.append(f"bare FastAPI + asyncpg endpoint, closed c={base['concurrency']}, same run: "
+                     f"{_f(base['accepted_per_s'])} requests/s, CPU ms per request " + ", ".join(
+                         f"{k} {v:.2f}" for k, v in base["cpu_ms_per_accepted"].items() if v >= 0.01))
+    if report.get("ratios"):
+        lines.append("ratios: " + "; ".join(f"{k} {v}" for k, v in report["ratios"].items()))
     for note in report["notes"]:
         lines.append(f"note: {note}")
     return "\n".join(lines)
@@ -644,7 +696,7 @@ def notes(report: dict[str, Any]) -> list[str]:
         if other > 15:
             out.append(f"{key}: {other:.0f}% of a core went to processes outside the benchmark (other work on the "
                        "machine disturbs the figures)")
-        if ph["mode"] == "open" and ph["lifecycles_per_s"] < 0.9 * ph["offered_rate_per_s"]:
+        if ph["mode"] == "open" and "lifecycles_per_s" in ph and ph["lifecycles_per_s"] < 0.9 * ph["offered_rate_per_s"]:
             out.append(f"{key}: offered {ph['offered_rate_per_s']:g}/s, completed {ph['lifecycles_per_s']:g}/s in the "
                        "window: not sustained")
     return out
@@ -722,6 +774,10 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     with contextlib.suppress(Exception):
         report["notes"] = [*report["notes"], *notes(report)]
+    try:
+        report["ratios"] = ratios(report)
+    except Exception:  # noqa: BLE001 - the figures are worth more than the ratios
+        traceback.print_exc()
     path = write_results(report, args.out, "lifecycle", "lifecycle-latest.json")
     print()
     try:

@@ -74,7 +74,11 @@ RULES = domain.ReportRules()  # the service's defaults (near due: 1 working day)
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command line."""
     p = argparse.ArgumentParser(prog="python -m bench.reporting", description=__doc__.split("\n\n")[0])
-    p.add_argument("--dossiers", type=int, default=1_000_000, help="dossiers received in the month (1,000,000)")
+    p.add_argument("--dossiers", type=int, default=1_000_000,
+                   help="dossiers received in the month, or over --years years (1,000,000)")
+    p.add_argument("--years", type=int, default=0,
+                   help="spread --dossiers over this many years ending with the month (the 36 months November 2023 - "
+                        "October 2026 for 3), and measure quarters and years too; 0: the one month (0)")
     p.add_argument("--carried", type=int, default=100_000, help="dossiers received the month before (100,000)")
     p.add_argument("--communes", type=int, default=99, choices=range(1, 100), metavar="1-99",
                    help="communes of the province (99; two tiers since July 2025: province and commune)")
@@ -180,11 +184,31 @@ def _event_selects() -> list[str]:
     ]  # fmt: skip
 
 
+def _first_month(args: argparse.Namespace) -> date:
+    """The first month dossiers are received in: the month itself, or ``--years`` * 12 - 1 months before it."""
+    back = max(0, args.years * 12 - 1)
+    index = MONTH.year * 12 + MONTH.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def periods_measured(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The periods reports are read for: the month; with --years also the quarter before it and the last whole year
+    (and the year to date)."""
+    out = {"month": {"from": MONTH.isoformat(), "to": "2026-10-31"}}
+    if args.years:
+        out["quarter"] = {"from": "2026-07-01", "to": "2026-09-30"}
+        out["year"] = {"from": "2025-01-01", "to": "2025-12-31"}
+        out["year_to_date"] = {"from": "2026-01-01", "to": "2026-10-31"}
+    return out
+
+
 def _dossiers_sql(args: argparse.Namespace) -> str:
     """Every dossier's attributes: unit, procedure, channel, path through the case and its instants (whole minutes)."""
     procedures = ", ".join(f"({n}, '{c}', '{name}', '{f}')" for n, (c, name, f) in enumerate(PROCEDURES))
     units = args.communes
     total = args.dossiers + args.carried
+    first = _first_month(args)
+    days = (date(MONTH.year + (MONTH.month == 12), MONTH.month % 12 + 1, 1) - first).days
     return f"""
     CREATE UNLOGGED TABLE bench_procedures (n int PRIMARY KEY, code text, name text, field text);
     INSERT INTO bench_procedures VALUES {procedures};
@@ -202,7 +226,7 @@ def _dossiers_sql(args: argparse.Namespace) -> str:
       SELECT r.*, u.unit, p.code AS procedure_code, p.name AS procedure_name, p.field,
              CASE WHEN r_channel < 0.45 THEN 'online' WHEN r_channel < 0.95 THEN 'counter' ELSE 'postal' END AS channel,
              (CASE WHEN carried THEN timestamptz '2026-09-10 07:30+07' + floor(r_day * 21) * interval '1 day'
-                   ELSE timestamptz '2026-10-01 07:30+07' + floor(r_day * 31) * interval '1 day' END)
+                   ELSE timestamptz '{first.isoformat()} 07:30+07' + floor(r_day * {days}) * interval '1 day' END)
                + floor(r_minute * 540) * interval '1 minute' AS received_at,
              'tn-' || (i % 2 + 1) AS received_by,
              CASE WHEN r_assign < 0.3 THEN 'cv-' || (i % 3 + 1) END AS assignee,
@@ -462,10 +486,28 @@ async def measure(client: httpx.AsyncClient, path: str, params: dict[str, str], 
     return {"path": path, "params": params, "bytes": size, **percentiles(latencies)}
 
 
-async def measure_all(stack: Stack, scopes: dict[str, str], repeat: int) -> dict[str, Any]:
-    """Every report of the month, through the service's HTTP API."""
+async def measure_all(stack: Stack, scopes: dict[str, str], repeat: int, args: argparse.Namespace | None = None
+                      ) -> dict[str, Any]:
+    """Every report of the month (and with --years of a quarter and a year), through the service's HTTP API."""
     month = {"from": MONTH.isoformat(), "to": "2026-10-31"}
-    plan = {
+    plan = _plan(scopes, month)
+    if args is not None and args.years:
+        for label, period in periods_measured(args).items():
+            if label != "month":
+                plan |= {f"{name}__{label}": (path, params | period) for name, (path, params) in _plan(scopes, period).items()}
+    out = {}
+    async with stack.client("reporting", "auditor", units=["*"]) as client:
+        client.timeout = httpx.Timeout(120)
+        for name, (path, params) in plan.items():
+            out[name] = await measure(client, path, params, repeat if "__" not in name else max(5, repeat // 10))
+            _say(f"  {name}: p50 {out[name]['p50']} ms, p99 {out[name]['p99']} ms")
+        body = (await client.get("/api/v1/reports/summary", params={"unit": scopes["province"], **month})).json()
+    return {"requests": out, "province_summary": {k: body[k] for k in domain.COUNTS}}
+
+
+def _plan(scopes: dict[str, str], month: dict[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """Every summary, breakdown and export of a period."""
+    return {
         "summary_commune": ("/api/v1/reports/summary", {"unit": scopes["commune"], **month}),
         "summary_province": ("/api/v1/reports/summary", {"unit": scopes["province"], **month}),
         "summary_province_field_filter": ("/api/v1/reports/summary", {"unit": scopes["province"], "field": "Hộ tịch", **month}),
@@ -477,14 +519,49 @@ async def measure_all(stack: Stack, scopes: dict[str, str], repeat: int) -> dict
         "export_breakdown_province_by_procedure_xlsx": (
             "/api/v1/reports/breakdown/export", {"unit": scopes["province"], "by": "procedure", "format": "xlsx", **month}),
     }  # fmt: skip
-    out = {}
-    async with stack.client("reporting", "auditor", units=["*"]) as client:
-        client.timeout = httpx.Timeout(120)
-        for name, (path, params) in plan.items():
-            out[name] = await measure(client, path, params, repeat)
-            _say(f"  {name}: p50 {out[name]['p50']} ms, p99 {out[name]['p99']} ms")
-        body = (await client.get("/api/v1/reports/summary", params={"unit": scopes["province"], **month})).json()
-    return {"requests": out, "province_summary": {k: body[k] for k in domain.COUNTS}}
+
+
+async def explain(url: str, scopes: dict[str, str], args: argparse.Namespace) -> dict[str, list[str]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the province summary's statements for each measured period: how the time grows
+    with the rows a period reads (what the figures at a smaller size are extrapolated with)."""
+    from sqlalchemy import event
+
+    db = Database(url, service="reporting", namespace="bench", clock=SystemClock(), pool_size=1)
+    plans: dict[str, list[str]] = {}
+    try:
+        async with db.sessions() as session:
+            registry = await load_registry(session)
+        for label, bounds in periods_measured(args).items():
+            period = domain.custom_period(date.fromisoformat(bounds["from"]), date.fromisoformat(bounds["to"]))
+            month = domain.whole_month(period)
+            horizon = domain.Horizons(RULES)(month) if month else domain.Horizons(RULES)(MONTH)
+            scope = domain.resolve_scope(scopes["province"], registry, period.first, period.last)
+            statements: list[tuple[str, Any]] = []
+
+            def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool,
+                     statements: list[tuple[str, Any]] = statements) -> None:
+                if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                    statements.append((statement, parameters))
+
+            async with db.sessions() as session:
+                sync_engine = db.engine.sync_engine
+                event.listen(sync_engine, "before_cursor_execute", grab)
+                try:
+                    await store.report_counts(session=session, scope=scope, period=period, horizon=horizon)
+                finally:
+                    event.remove(sync_engine, "before_cursor_execute", grab)
+                lines: list[str] = []
+                for statement, parameters in statements:
+                    raw = await session.connection()
+                    driver = (await raw.get_raw_connection()).driver_connection
+                    rows = await driver.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, *(parameters or ()))
+                    lines += [r[0] for r in rows] + ["--"]
+                plans[label] = lines
+                total = [x for x in lines if x.startswith("Execution Time")]
+                _say(f"  plan, province summary, {label}: {', '.join(total)}")
+    finally:
+        await db.dispose()
+    return plans
 
 
 async def measure_in_process(url: str, scopes: dict[str, str], repeat: int, *, rollup: bool) -> dict[str, Any]:
@@ -550,7 +627,8 @@ async def run(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         url = stack.database_url("reporting")
         dsn = postgres.dsn(stack.database("reporting"))
         started = time.perf_counter()
-        _say(f"loading {args.dossiers:,} dossiers of {MONTH:%Y-%m} and {args.carried:,} of {PREVIOUS:%Y-%m}")
+        _say(f"loading {args.dossiers:,} dossiers of {_first_month(args):%Y-%m}..{MONTH:%Y-%m} and {args.carried:,} of "
+             f"{PREVIOUS:%Y-%m}")
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute("SET synchronous_commit = off; SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'")
@@ -580,7 +658,10 @@ async def run(args: argparse.Namespace, workdir: Path, report: dict[str, Any]) -
         report["check"]["rollup_equals_dossier_rows"] = await check_rollup(url, scopes)
         _say(f"  {report['check']}")
         _say(f"measuring through {stack.url('reporting')} ({args.repeat} requests each)")
-        report |= await measure_all(stack, scopes, args.repeat)
+        report |= await measure_all(stack, scopes, args.repeat, args)
+        if args.years:
+            report["periods"] = periods_measured(args)
+            report["plans_province_summary"] = await explain(url, scopes, args)
         report["database_only_ms"] = await measure_in_process(url, scopes, args.repeat, rollup=True)
         report["without_rollup_ms"] = await measure_in_process(url, scopes, max(3, args.repeat // 20), rollup=False)
     finally:

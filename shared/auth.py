@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,22 +41,51 @@ class Principal:
 
 
 class TokenVerifier:
-    """Verifies tokens against one public key (EdDSA, RS256 or ES256)."""
+    """Verifies tokens against one public key (EdDSA, RS256 or ES256).
 
-    def __init__(self, public_key_pem: str | None, *, algorithm: str, issuer: str, audience: str) -> None:
+    A token that verified is remembered (its exact text, up to ``cache_size`` of them) until its ``exp``: a client
+    sends the same token with every request, and its signature, issuer, audience and roles cannot change while it
+    lives, so checking them once is enough. Past ``exp`` it is verified again (and refused as expired); a token that
+    failed is never remembered. The PEM key is parsed once, not on every request.
+    """
+
+    def __init__(
+        self, public_key_pem: str | None, *, algorithm: str, issuer: str, audience: str, cache_size: int = 4096
+    ) -> None:
         self.key = public_key_pem
         self.algorithm = algorithm
         self.issuer = issuer
         self.audience = audience
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._prepared: tuple[str, object] | None = None
+
+    def _prepared_key(self) -> object:
+        """The key object PyJWT would make from the PEM on every call, made once (again if ``key`` is replaced)."""
+        assert self.key
+        if self._prepared is None or self._prepared[0] != self.key:
+            try:
+                prepared: object = jwt.get_algorithm_by_name(self.algorithm).prepare_key(self.key)
+            except (jwt.PyJWTError, ValueError, NotImplementedError):
+                prepared = self.key  # PyJWT then reports the problem with the key on each token, as before
+            self._prepared = (self.key, prepared)
+            self._verified.clear()
+        return self._prepared[1]
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; a 401 problem otherwise."""
         if not self.key:
             raise Problem(401, "unauthenticated", "Authentication is not configured", "No token verification key is set.")
+        key = self._prepared_key()
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[1]:  # PyJWT refuses once exp <= now
+                return known[0]
+            del self._verified[token]
         try:
             claims = jwt.decode(
                 token,
-                self.key,
+                key,
                 algorithms=[self.algorithm],
                 issuer=self.issuer,
                 audience=self.audience,
@@ -70,7 +100,11 @@ class TokenVerifier:
         except ValueError as exc:
             raise Problem(401, "token-invalid", "Token invalid", f"Unknown role in token: {exc}.") from exc
         units = frozenset(str(u) for u in claims.get("units", []))
-        return Principal(subject=str(claims["sub"]), roles=roles, units=units, name=claims.get("name"))
+        principal = Principal(subject=str(claims["sub"]), roles=roles, units=units, name=claims.get("name"))
+        if len(self._verified) >= self._cache_size:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (principal, float(claims["exp"]))
+        return principal
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -54,3 +54,32 @@ def test_a_unit_outside_the_token_is_forbidden(keys: tuple[str, str]) -> None:
     with pytest.raises(Problem) as caught:
         user.require_unit("B")
     assert caught.value.status == 403
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires(keys: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import jwt.api_jwt
+
+    import shared.auth
+
+    check = verifier(keys[1])
+    token = issue_token(keys[0], subject="u1", roles=["clerk"], units=["U"], ttl=timedelta(hours=1))
+    first = check.verify(token)
+    assert check.verify(token) is first  # remembered, not decoded again
+    head, body, sig = token.split(".")
+    forged = ".".join([head, body, sig[:-2] + ("AA" if sig[-2:] != "AA" else "BB")])
+    with pytest.raises(Problem) as caught:  # a token is remembered by its exact text: a changed one is checked
+        check.verify(forged)
+    assert caught.value.status == 401
+
+    later = datetime.now(UTC) + timedelta(hours=2)
+
+    class _Later(datetime):
+        @classmethod
+        def now(cls, tz=None):  # noqa: ANN001, ANN206
+            return later
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _Later)
+    monkeypatch.setattr(shared.auth.time, "time", lambda: later.timestamp())
+    with pytest.raises(Problem) as caught:
+        check.verify(token)
+    assert caught.value.status == 401 and "expired" in caught.value.title.lower()
