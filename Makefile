@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: run test lint-imports test-unit test-integration test-e2e test-faults test-at bench bench-intake bench-lifecycle bench-reporting bench-overload schemas openapi clean
+.PHONY: run test test-slow lint-imports test-unit test-integration test-e2e test-faults test-at bench bench-intake bench-lifecycle bench-reporting bench-overload bench-import bench-backfile schemas openapi clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(VENV)/bin/motcua run
 
+# Every test but the slow suites (under 15 minutes on 2 cores); CI runs `make test` and then `make test-slow`.
 test: $(STAMP)
-	$(PYTEST) tests -q
+	$(PYTEST) tests -q -m "not slow"
+
+# The suites that take minutes each (tests marked slow: the fault suites under load, the 50,000-line register,
+# the 200-scan batch, the alert rules in a real Prometheus). They guard correctness: CI runs them too.
+test-slow: $(STAMP)
+	$(PYTEST) tests -q -m slow
 
 # The architecture's import contracts ([tool.importlinter] in pyproject.toml); `make test` runs them too.
 lint-imports: $(STAMP)
@@ -41,7 +47,7 @@ test-at: $(STAMP)
 	scripts/test-at "$(AT)"
 
 # Every benchmark, one after the other (each starts and stops its own stack); figures in bench/results/.
-bench: bench-intake bench-lifecycle bench-reporting bench-overload
+bench: bench-intake bench-lifecycle bench-reporting bench-overload bench-import bench-backfile
 
 bench-intake: $(STAMP)
 	$(PY) -m bench.intake
@@ -55,6 +61,14 @@ bench-reporting: $(STAMP)
 # Admission control under 5× the measured capacity, exactly-once after it, and a portal burst (issue 19).
 bench-overload: $(STAMP)
 	$(PY) -m bench.overload
+
+# Issue #22: a generated 50,000-line paper register through intake's import (lines/s, peak memory, projection time).
+bench-import: $(STAMP)
+	$(PY) -m bench.register_import
+
+# Issue #22: a batch of scanned results sealed and filed (files/s, peak memory).
+bench-backfile: $(STAMP)
+	$(PY) -m bench.backfile
 
 schemas: $(STAMP)
 	$(VENV)/bin/motcua events schema --out docs/events
