@@ -21,7 +21,8 @@ test: $(STAMP)
 	$(PYTEST) tests -q -m "not slow"
 
 # The suites that take minutes each (tests marked slow: the fault suites under load, the 50,000-line register,
-# the 200-scan batch, the alert rules in a real Prometheus). They guard correctness: CI runs them too.
+# the 200-scan batch, the alert rules in a real Prometheus, drift after a broker lost records). They guard
+# correctness: CI runs them too.
 test-slow: $(STAMP)
 	$(PYTEST) tests -q -m slow
 

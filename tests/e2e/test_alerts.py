@@ -90,6 +90,7 @@ async def rules_state(prom: httpx.AsyncClient) -> dict[str, dict]:
     return {rule["name"]: rule for group in body["data"]["groups"] for rule in group["rules"]}
 
 
+@pytest.mark.slow
 async def test_every_alert_evaluates_on_the_live_metrics(stack: Stack, prom: httpx.AsyncClient) -> None:
     unit = random_unit()
     async with stack.client("intake", "clerk", units=[unit]) as intake:

@@ -196,6 +196,7 @@ async def received(stack: Stack, unit: str) -> str:
 # ---- the tests -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_200_scans_become_200_sealed_documents_that_reuse_at_intake_finds_by_id_number(
     archive: Stack, nss_db: str, tmp_path: Path
 ) -> None:

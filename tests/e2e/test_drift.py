@@ -226,6 +226,7 @@ async def drift_stack(postgres: EmbeddedPostgres, own_broker: EmbeddedBroker, tm
     await asyncio.to_thread(stack.stop)
 
 
+@pytest.mark.slow
 async def test_a_broker_that_lost_records_shows_as_drift_naming_the_lost_events(
     drift_stack: Stack, own_broker: EmbeddedBroker
 ) -> None:

@@ -143,6 +143,9 @@ async def test_without_automatic_replay_the_drift_check_names_the_gap_until_an_o
     finally:
         for client in admin.values():
             await client.aclose()
+        # The other test of this module (they run in random order) finds the services as the fixture started them.
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in shop.services.values()))
+        await _start(shop, SERVICES)
 
 
 async def _loss_reported(stack: Stack) -> bool:
