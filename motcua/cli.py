@@ -26,6 +26,17 @@ def home() -> Path:
     return Path(os.environ.get("MOTCUA_HOME", ".motcua")).resolve()
 
 
+def local_token(subject: str, roles: list[str], units: list[str], **claims: object) -> str | None:
+    """A bearer token signed with the local stack's key (``MOTCUA_JWT_PRIVATE_KEY_FILE``); None, said on stderr, without it."""
+    from shared.auth import issue_token
+
+    key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
+    if not key_file.exists():
+        print(f"no signing key at {key_file}: run 'make run' once, or set MOTCUA_JWT_PRIVATE_KEY_FILE", file=sys.stderr)
+        return None
+    return issue_token(key_file.read_text(), subject=subject, roles=roles, units=units, **claims)
+
+
 def database_name(name: str, suffix: str = "") -> str:
     """One database per service."""
     return f"motcua_{name}{suffix}"
@@ -112,20 +123,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     """Print a bearer token signed with the local key."""
     from datetime import timedelta
 
-    from shared.auth import issue_token
-
-    key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
-    if not key_file.exists():
-        print(f"no signing key at {key_file}: run 'make run' once, or set MOTCUA_JWT_PRIVATE_KEY_FILE", file=sys.stderr)
-        return 2
-    token = issue_token(
-        key_file.read_text(),
-        subject=args.sub or f"{args.role[0]}@{(args.unit or ['*'])[0]}",
-        roles=args.role,
-        units=args.unit or [],
+    token = local_token(
+        args.sub or f"{args.role[0]}@{(args.unit or ['*'])[0]}",
+        args.role,
+        args.unit or [],
         name=args.name,
         ttl=timedelta(hours=args.hours),
     )
+    if token is None:
+        return 2
     print(token)
     return 0
 
@@ -137,10 +143,10 @@ def cmd_clock(args: argparse.Namespace) -> int:
     import httpx
 
     from motcua.registry import PORTS
-    from shared.auth import issue_token
 
-    key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
-    token = issue_token(key_file.read_text(), subject="clock-cli", roles=["admin"], units=["*"])
+    token = local_token("clock-cli", ["admin"], ["*"])
+    if token is None:
+        return 2
     headers = {"Authorization": f"Bearer {token}"}
     failed = False
     for name in SERVICES:
@@ -229,16 +235,12 @@ def cmd_drift(args: argparse.Namespace) -> int:
     """
     import httpx
 
-    from shared.auth import issue_token
-
     targets = _drift_targets(args)
     if targets is None:
         return 2
-    key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
-    if not key_file.exists():
-        print(f"no signing key at {key_file}: run 'make run' once, or set MOTCUA_JWT_PRIVATE_KEY_FILE", file=sys.stderr)
+    token = local_token("drift-cli", ["admin"], ["*"])
+    if token is None:
         return 2
-    token = issue_token(key_file.read_text(), subject="drift-cli", roles=["admin"], units=["*"])
     headers = {"Authorization": f"Bearer {token}"}
     unreachable = missing = 0
     if args.drift_command == "check":
@@ -286,15 +288,9 @@ def cmd_backfile_import(args: argparse.Namespace) -> int:
 
     from motcua.registry import PORTS
 
-    token = args.token or os.environ.get("MOTCUA_TOKEN")
-    if not token:
-        from shared.auth import issue_token
-
-        key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
-        if not key_file.exists():
-            print("no token: pass --token (or MOTCUA_TOKEN), or run 'make run' once for the local key", file=sys.stderr)
-            return 2
-        token = issue_token(key_file.read_text(), subject="backfile-cli", roles=["clerk"], units=[args.unit])
+    token = args.token or os.environ.get("MOTCUA_TOKEN") or local_token("backfile-cli", ["clerk"], [args.unit])
+    if token is None:
+        return 2  # no --token, no MOTCUA_TOKEN and no local key: said on stderr
     with tempfile.TemporaryDirectory(prefix="motcua-backfile-") as tmp:
         if args.zip:
             batch = Path(args.zip)
@@ -332,15 +328,9 @@ def cmd_register_import(args: argparse.Namespace) -> int:
 
     from motcua.registry import PORTS
 
-    token = args.token or os.environ.get("MOTCUA_TOKEN")
-    if not token:
-        from shared.auth import issue_token
-
-        key_file = Path(os.environ.get("MOTCUA_JWT_PRIVATE_KEY_FILE", home() / "jwt" / "jwt-private.pem"))
-        if not key_file.exists():
-            print("no token: pass --token (or MOTCUA_TOKEN), or run 'make run' once for the local key", file=sys.stderr)
-            return 2
-        token = issue_token(key_file.read_text(), subject="register-cli", roles=["clerk"], units=[args.unit])
+    token = args.token or os.environ.get("MOTCUA_TOKEN") or local_token("register-cli", ["clerk"], [args.unit])
+    if token is None:
+        return 2  # no --token, no MOTCUA_TOKEN and no local key: said on stderr
     path = Path(args.file)
     kind = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if path.suffix.lower() == ".xlsx" else "text/csv"
     url = (args.url or f"http://127.0.0.1:{PORTS['intake']}").rstrip("/") + "/api/v1/registers/imports"
