@@ -16,11 +16,14 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from motcua.localstack import Stack
 from shared.webhooks import signature as webhook_signature
 
@@ -32,6 +35,23 @@ PAYMENTS_ENV = {
     "PAYMENTS_COLLECTION_ACCOUNT": json.dumps({"bin": "970415", "account": "113366668888"}),
     "PAYMENTS_CALLBACK_SECRETS": json.dumps({PROVIDER: BANK_SECRET}),
 }
+
+
+@asynccontextmanager
+async def own_shop(root: Path, env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    """The five services on a Postgres and a broker of their own under ``root`` (a test may stop, kill or restore them)."""
+    postgres = EmbeddedPostgres(root / "pgdata", port=free_port())
+    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
+    await asyncio.to_thread(postgres.start)
+    await asyncio.to_thread(broker.start)
+    stack = Stack.isolated(postgres, broker, root / "stack", env={**PAYMENTS_ENV, **(env or {})})
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        await asyncio.to_thread(stack.stop)
+        await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(postgres.stop)
 RETRY_PAUSE = 0.2
 PAYERS = 2  # a bank sends several notices at once
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
-from tests.faults.load import PAYMENTS_ENV, LoadDriver
+from tests.faults.load import LoadDriver, own_shop
 from tests.faults.test_mid_load import SERVICES, everything_exactly_once, load, query
 from tests.support import api
 from tests.support.stack import Stack, eventually
@@ -42,19 +40,8 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 async def shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """The five services on a Postgres and a broker of this module's own (the broker gets killed)."""
-    root = Path(tmp_path_factory.mktemp("broker-loss"))
-    postgres = EmbeddedPostgres(root / "pgdata", port=free_port())
-    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
-    await asyncio.to_thread(postgres.start)
-    await asyncio.to_thread(broker.start)
-    stack = Stack.isolated(postgres, broker, root / "stack", env={**PAYMENTS_ENV, **QUICK})
-    try:
-        await stack.start()
+    async with own_shop(tmp_path_factory.mktemp("broker-loss"), QUICK) as stack:
         yield stack
-    finally:
-        await asyncio.to_thread(stack.stop)
-        await asyncio.to_thread(broker.stop)
-        await asyncio.to_thread(postgres.stop)
 
 
 async def _metric(stack: Stack, service: str, name: str, **labels: str) -> float:

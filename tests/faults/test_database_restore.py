@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
-from tests.faults.load import PAYMENTS_ENV, Ledger
+from motcua.devstack import EmbeddedPostgres
+from tests.faults.load import Ledger, own_shop
 from tests.faults.test_mid_load import (
     SERVICES,
     _subscriptions,
@@ -41,19 +41,8 @@ pytestmark = pytest.mark.timeout(900)  # five services, a load, a dump and a res
 @pytest.fixture(scope="module")
 async def shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """The five services on a Postgres and a broker of this module's own."""
-    root = Path(tmp_path_factory.mktemp("restore"))
-    postgres = EmbeddedPostgres(root / "pgdata", port=free_port())
-    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
-    await asyncio.to_thread(postgres.start)
-    await asyncio.to_thread(broker.start)
-    stack = Stack.isolated(postgres, broker, root / "stack", env=PAYMENTS_ENV)
-    try:
-        await stack.start()
+    async with own_shop(tmp_path_factory.mktemp("restore")) as stack:
         yield stack
-    finally:
-        await asyncio.to_thread(stack.stop)
-        await asyncio.to_thread(broker.stop)
-        await asyncio.to_thread(postgres.stop)
 
 
 def _pg(postgres: EmbeddedPostgres, program: str, *args: str) -> None:

@@ -21,21 +21,19 @@ import itertools
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
 from services.digitization.handlers import subscriptions as digitization_subscription
 from services.intake.handlers import subscriptions as intake_subscription
 from services.payments.handlers import subscriptions as payments_subscription
 from services.reporting.handlers import subscriptions as reporting_subscription
 from services.workflow.handlers import subscriptions as workflow_subscription
 from shared.consumer import Subscription
-from tests.faults.load import FEE, PAYMENTS_ENV, Ledger, LoadDriver
+from tests.faults.load import FEE, Ledger, LoadDriver, own_shop
 from tests.support import api
 from tests.support.stack import ServiceProcess, Stack, eventually
 
@@ -75,19 +73,8 @@ def _subscriptions() -> dict[str, Subscription]:
 @pytest.fixture(scope="module")
 async def shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """The five services on a Postgres and a broker of this module's own (they get stopped and started)."""
-    root = Path(tmp_path_factory.mktemp("mid-load"))
-    postgres = EmbeddedPostgres(root / "pgdata", port=free_port())
-    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
-    await asyncio.to_thread(postgres.start)
-    await asyncio.to_thread(broker.start)
-    stack = Stack.isolated(postgres, broker, root / "stack", env=PAYMENTS_ENV)
-    try:
-        await stack.start()
+    async with own_shop(tmp_path_factory.mktemp("mid-load")) as stack:
         yield stack
-    finally:
-        await asyncio.to_thread(stack.stop)
-        await asyncio.to_thread(broker.stop)
-        await asyncio.to_thread(postgres.stop)
 
 
 @asynccontextmanager

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
-from tests.faults.load import PAYMENTS_ENV, LoadDriver
+from tests.faults.load import LoadDriver, own_shop
 from tests.faults.test_mid_load import (
     SERVICES,
     at_work,
@@ -45,19 +44,8 @@ def kubelet_budget(service: str) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 async def shop(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """The five services on a Postgres and a broker of this module's own."""
-    root = Path(tmp_path_factory.mktemp("shutdown"))
-    postgres = EmbeddedPostgres(root / "pgdata", port=free_port())
-    broker = EmbeddedBroker(port=free_port(), log_path=root / "broker.log")
-    await asyncio.to_thread(postgres.start)
-    await asyncio.to_thread(broker.start)
-    stack = Stack.isolated(postgres, broker, root / "stack", env=PAYMENTS_ENV)
-    try:
-        await stack.start()
+    async with own_shop(tmp_path_factory.mktemp("shutdown")) as stack:
         yield stack
-    finally:
-        await asyncio.to_thread(stack.stop)
-        await asyncio.to_thread(broker.stop)
-        await asyncio.to_thread(postgres.stop)
 
 
 async def test_sigterm_under_load_finishes_inside_the_grace_period_and_loses_nothing(shop: Stack) -> None:
