@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -28,8 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from motcua.devstack import free_port
-from tests.e2e.test_dashboards import instant, prometheus_binary, scrape_config
+from tests.e2e.test_dashboards import instant, running_prometheus, scrape_config
 from tests.support.api import receive_dossier
 from tests.support.stack import Stack, eventually, random_unit
 from tests.unit.test_alert_rules import alerts, rule_groups
@@ -49,25 +47,8 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     workdir = tmp_path_factory.mktemp("prometheus-alerts")
     rules = workdir / "motcua-alerts.yml"
     rules.write_text(yaml.safe_dump({"groups": [{**g, "interval": "1s"} for g in rule_groups()]}, sort_keys=False))
-    config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump({**scrape_config(stack), "rule_files": [str(rules)]}))
-    port = free_port()
-    log = (workdir / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [str(prometheus_binary()), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with running_prometheus(workdir, {**scrape_config(stack), "rule_files": [str(rules)]}) as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -67,17 +68,15 @@ def scrape_config(stack: Stack) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prometheus of this module's own, scraping the stack; its base URL. Stopped at the end."""
-    binary = prometheus_binary()
-    workdir = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(scrape_config(stack)))
+@contextmanager
+def running_prometheus(workdir: Path, config: dict) -> Iterator[str]:
+    """A Prometheus with ``config`` (its data under ``workdir``), its base URL; stopped on leaving."""
+    config_file = workdir / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     log = (workdir / "prometheus.log").open("w")
     process = subprocess.Popen(
-        [str(binary), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+        [str(prometheus_binary()), f"--config.file={config_file}", f"--storage.tsdb.path={workdir / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -91,6 +90,13 @@ def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prometheus of this module's own, scraping the stack; its base URL. Stopped at the end."""
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), scrape_config(stack)) as url:
+        yield url
 
 
 @pytest.fixture
