@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shlex
 import shutil
@@ -33,7 +34,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import psutil
 
 from bench.common import RESULTS, ROOT, _say, git_info, machine_info, own_stack, write_results
 from bench.intake import PROCEDURE, Target, run_load, wait_projected
@@ -54,8 +54,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--burst", type=int, default=2000, help="portal dossiers in the burst (2000)")
     p.add_argument("--burst-seconds", type=float, default=2, help="seconds the burst is sent in (2)")
     p.add_argument("--drain-timeout", type=float, default=120, help="max seconds for the projections to catch up (120)")
-    p.add_argument("--favour-intake", action="store_true",
-                   help="renice the other services (nice 10), as if intake had its own CPU as on a cluster")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (bench/results)")
     return p.parse_args(argv)
 
@@ -100,6 +98,39 @@ async def exactly_once(target: Target, dsns: dict[str, str], units: list[str], a
     }
 
 
+async def pace(dsns: dict[str, str], units: list[str], stop: asyncio.Event) -> dict[str, Any]:
+    """While the overload lasts: dossiers stored by intake and projected by reporting, counted once a second.
+
+    Whether reporting keeps pace with intake at saturation (issue 19), and if not, at what rate it projects.
+    """
+    intake, reporting = await asyncpg.connect(dsns["intake"]), await asyncpg.connect(dsns["reporting"])
+    samples: list[tuple[float, int, int]] = []
+    try:
+        while True:
+            samples.append((
+                time.monotonic(),
+                int(await intake.fetchval("SELECT count(*) FROM dossiers WHERE unit = ANY($1::text[])", units)),
+                int(await reporting.fetchval(
+                    "SELECT count(*) FROM dossier_facts WHERE unit = ANY($1::text[]) AND received_at IS NOT NULL", units)),
+            ))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            if stop.is_set():
+                break
+    finally:
+        await intake.close()
+        await reporting.close()
+    (t0, i0, r0), (t1, i1, r1) = samples[0], samples[-1]
+    seconds = max(t1 - t0, 1e-9)
+    return {
+        "seconds": round(seconds, 1),
+        "intake_stored_per_s": round((i1 - i0) / seconds, 1),
+        "reporting_projected_per_s": round((r1 - r0) / seconds, 1),
+        "backlog_at_load_end": i1 - r1,
+        "peak_backlog": max(i - r for _t, i, r in samples),
+    }
+
+
 def _signed(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body, ensure_ascii=False).encode()
     stamp = str(int(time.time()))
@@ -108,7 +139,11 @@ def _signed(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
 
 
 async def portal_burst(target: Target, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
-    """``--burst`` dossiers in ``--burst-seconds``; each resent after Retry-After until the portal gets its 201 or 200."""
+    """``--burst`` dossiers in ``--burst-seconds``; each resent after Retry-After until the portal gets its 201 or 200.
+
+    Then the portal delivers each accepted dossier once more (its own at-least-once redelivery), which must answer
+    200 with the same code. In order per portal id means each id's answers, refusals aside, read: one 201, then 200.
+    """
     unit = f"000.00.01.P{uuid.uuid4().hex[:6].upper()}"
     ids = [f"DVC-BURST-{uuid.uuid4().hex[:8]}-{i:05d}" for i in range(args.burst)]
     outcome: dict[str, list[int]] = {}
@@ -135,7 +170,10 @@ async def portal_burst(target: Target, dsn: str, args: argparse.Namespace) -> di
                 outcome.setdefault(portal_id, []).append(response.status_code)
                 if response.status_code in (200, 201):
                     codes.setdefault(portal_id, set()).add(response.json()["code"])
-                    done_at.append(time.monotonic() - started)
+                    if len(codes[portal_id]) == 1 and outcome[portal_id].count(201) + outcome[portal_id].count(200) == 1:
+                        done_at.append(time.monotonic() - started)
+                        await asyncio.sleep(1)  # the redelivery comes later, signed anew (the same signature is a replay)
+                        continue
                     return
                 if response.status_code not in (429, 503):
                     raise RuntimeError(f"portal push {portal_id}: {response.status_code} {response.text[:300]}")
@@ -146,6 +184,8 @@ async def portal_burst(target: Target, dsn: str, args: argparse.Namespace) -> di
         await asyncio.gather(*(push(i, pid) for i, pid in enumerate(ids)))
     stored = await _count(dsn, "SELECT count(*) FROM dossiers WHERE unit = $1", unit)
     distinct = await _count(dsn, "SELECT count(DISTINCT portal_dossier_id) FROM dossiers WHERE unit = $1", unit)
+    answered = [[code for code in h if code not in (0, 429, 503)] for h in outcome.values()]
+    in_order = len(answered) == len(ids) and all(h == [201, 200] for h in answered)
     statuses: dict[str, int] = {}
     for history in outcome.values():
         for code in history:
@@ -159,7 +199,8 @@ async def portal_burst(target: Target, dsn: str, args: argparse.Namespace) -> di
         "stored_dossiers": stored,
         "distinct_portal_ids": distinct,
         "one_code_per_portal_id": all(len(c) == 1 for c in codes.values()) and len(codes) == len(ids),
-        "exactly_once": stored == distinct == len(ids),
+        "in_order_per_portal_id": in_order,
+        "exactly_once": stored == distinct == len(ids) and in_order,
     }
 
 
@@ -178,8 +219,14 @@ async def bench(target: Target, dsns: dict[str, str], args: argparse.Namespace, 
     closed["drain_after_load"] = drained
     rate = round(capacity * args.factor, 1)
     _say(f"capacity {capacity}/s; overload: open loop at {rate}/s")
-    opened = await run_load(target, _load_args(args, rate=rate), base_url=target.intake_url, path="/api/v1/dossiers",
-                            mode="open", tokens=tokens, collect=False, watch=target.groups())
+    stop = asyncio.Event()
+    pacing = asyncio.create_task(pace(dsns, units, stop))
+    try:
+        opened = await run_load(target, _load_args(args, rate=rate), base_url=target.intake_url,
+                                path="/api/v1/dossiers", mode="open", tokens=tokens, collect=False, watch=target.groups())
+    finally:
+        stop.set()
+    opened["pace_during_overload"] = await pacing
     for phase in (closed, opened):
         phase.pop("samples", None)
     report["phases"] = {"capacity_closed": closed, "overload_open": opened}
@@ -207,12 +254,13 @@ def render(report: dict[str, Any]) -> str:
     by_status = opened.get("latency_ms_by_status", {})
     lines = [
         f"capacity (closed loop c={closed['concurrency']}): {closed['accepted_per_s']} accepted/s, "
-        f"p99 {closed['latency_ms'].get('99')} ms",
+        f"p99 {closed['latency_ms'].get('p99')} ms",
         f"overload (open loop {opened['offered_rate_per_s']}/s): {opened['accepted_per_s']} accepted/s "
         f"({report['targets']['throughput_share_of_capacity']} of capacity); statuses {opened['status_counts']}",
         f"  accepted (201) latency ms: {by_status.get('201')}",
         f"  refused (503) latency ms: {by_status.get('503')}",
         f"  CPU % of one core: {opened['cpu_percent_of_one_core']}",
+        f"  pace during the overload: {opened['pace_during_overload']}",
         f"exactly once: {report['exactly_once']}",
         f"portal burst: {report['portal_burst']}",
         f"targets: {report['targets']}",
@@ -241,12 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 service_pids=dict(owned.service_pids), postgres_pid=owned.postgres_pid, broker_pid=owned.broker.pid,
                 description="own isolated stack, default settings (admission control as shipped)",
             )
-            dsns = {s: owned.postgres.dsn(owned.stack.database(s)) for s in ("intake", "workflow")}
-            if args.favour_intake:
-                for name, pid in owned.service_pids.items():
-                    if name != "intake":
-                        psutil.Process(pid).nice(10)
-                target.description += "; the other services reniced to 10 (--favour-intake)"
+            dsns = {s: owned.postgres.dsn(owned.stack.database(s)) for s in ("intake", "workflow", "reporting")}
             asyncio.run(bench(target, dsns, args, report))
     except Exception as exc:  # noqa: BLE001 - the partial figures are written with the failure
         report["failed"] = f"{type(exc).__name__}: {exc}"
