@@ -84,7 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=500, help="offered rate of the open-loop phase, requests/s (500)")
     p.add_argument("--duration", type=float, default=15, help="measured seconds of each load phase (15)")
     p.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each phase (3)")
-    p.add_argument("--concurrency", type=int, default=64, help="workers of the closed-loop phase (64)")
+    p.add_argument("--concurrency", type=int, default=8,
+                   help="workers of the closed-loop phase (8: intake's write slots and as many queued; more are refused "
+                        "with 503 at once, and the phase would measure refusals)")
     p.add_argument("--units", type=int, default=50, help="receiving units the dossiers are spread over (50)")
     p.add_argument("--generators", type=int, default=1, help="load generator processes (1)")
     p.add_argument("--lag-samples", type=int, default=200, help="dossiers whose event lag is measured per phase (200)")
@@ -630,7 +632,7 @@ def render(report: dict[str, Any]) -> str:
     lines.append(f"command: {report['command']}")
     lines.append(f"dossiers spread over {p['units']} units (one clerk token per unit, the per-unit daily sequence row "
                  f"lock is shared by ~1/{p['units']} of the load); {p['generators']} generator process(es), "
-                 "async httpx on uvloop, keep-alive")
+                 "HTTP/1.1 on the socket with httptools, uvloop, keep-alive")
     lines.append("")
     head = (f"{'phase':<30}{'accepted/s':>11}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
             f"  {'errors':<30}{'gen CPU':>8}")
