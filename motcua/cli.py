@@ -64,8 +64,9 @@ def _freeze_startup_heap() -> None:
     They live as long as the process, yet every full collection walked them all: about 100 ms of one core on a quiet
     machine, several hundred ms of wall time on a busy one, during which the event loop answered nothing, so even a
     refusal under overload waited for it (issue 19). After ``gc.freeze()`` a full collection walks only what was
-    made since. The app object and its modules are never freed anyway, so nothing is kept that would have been
-    collected. Only here, at the process's entry: the tests build many apps in one process and must free them.
+    made since. The price: an object alive now that later dies in a reference cycle is never collected; what is
+    alive now is the app, its modules and their caches, which live as long as the process. Only here, at the
+    process's entry: the tests build many apps in one process and must free them.
     """
     import gc
 
