@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,6 +36,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def own_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
+    """A broker only the test uses, so it may stop it or restart it (empty)."""
+    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
+    await asyncio.to_thread(broker.start)
+    yield broker
+    await asyncio.to_thread(broker.stop)
 
 
 @pytest.fixture(scope="session")

@@ -487,6 +487,27 @@ def _latest(current: datetime | None, *candidates: datetime | None) -> datetime 
     return current
 
 
+def _received(
+    fact: Fact, event: DossierReceived | DossierImported, fields: Mapping[str, str], **more: Any
+) -> Fact:
+    """A reception's facts, at the counter or the portal (``dossier.received``) or from a paper register
+    (``dossier.imported``): who, what, where and when; ``more`` holds what differs between the two."""
+    return replace(
+        fact,
+        unit=event.unit,
+        province=province_of(event.unit),
+        procedure_code=event.procedure_code,
+        procedure_name=event.procedure_name,
+        field=event.procedure_field or fields.get(event.procedure_code, ""),
+        received_at=event.received_at,
+        received_day=event.received_at.astimezone(VN_TZ).date(),
+        receiving_unit=event.receiving_unit,
+        rules=event.rules or fact.rules,
+        applicant_name=event.applicant_name,
+        **more,
+    )
+
+
 def _close(fact: Fact, at: datetime, kind: CloseKind, timeliness: str | None) -> Fact:
     """Processing ended (the earliest end wins: a return after the result does not move it)."""
     if fact.closed_at is not None and fact.closed_at <= at:
@@ -526,18 +547,11 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
     match event:
         case DossierReceived():
             original = event.due_at_original or event.appointment_at
-            procedure_field = event.procedure_field or fields.get(event.procedure_code, "")
-            fact = replace(
+            fact = _received(
                 fact,
-                unit=event.unit,
-                province=province_of(event.unit),
-                procedure_code=event.procedure_code,
-                procedure_name=event.procedure_name,
-                field=procedure_field,
+                event,
+                fields,
                 channel=event.channel,
-                received_at=event.received_at,
-                received_day=event.received_at.astimezone(VN_TZ).date(),
-                receiving_unit=event.receiving_unit,
                 received_by=event.received_by,
                 due_at_original=original,
                 due_at=fact.due_at or original,
@@ -547,33 +561,22 @@ def fold(fact: Fact, event: Event, *, actor: str | None = None, fields: Mapping[
                 identification=event.identification,
                 population_data_reused=bool(event.population_data_reused),
                 last_activity_at=_latest(fact.last_activity_at, event.received_at),
-                rules=event.rules or fact.rules,
-                applicant_name=event.applicant_name,
             )
             if fact.holder_unit is None and fact.closed_at is None:
                 fact = replace(fact, holder_unit=fact.one_stop, holder_officer=event.received_by)
             deadlines.append(DeadlineChange(event.received_at, original, False))
         case DossierImported():
             # A paper register's dossier: its whole history in one fact, at the register's own dates (not the import's).
-            procedure_field = event.procedure_field or fields.get(event.procedure_code, "")
-            fact = replace(
+            fact = _received(
                 fact,
-                unit=event.unit,
-                province=province_of(event.unit),
-                procedure_code=event.procedure_code,
-                procedure_name=event.procedure_name,
-                field=procedure_field,
+                event,
+                fields,
                 channel="imported",
-                received_at=event.received_at,
-                received_day=event.received_at.astimezone(VN_TZ).date(),
-                receiving_unit=event.receiving_unit,
                 received_by=event.officer,
                 due_at_original=event.appointment_at,
                 due_at=event.due_at,
                 identification="none",
                 last_activity_at=_latest(fact.last_activity_at, event.received_at, event.finished_at, event.returned_at),
-                rules=event.rules or fact.rules,
-                applicant_name=event.applicant_name,
             )
             deadlines.append(DeadlineChange(event.received_at, event.due_at, False))
             ended = event.finished_at or event.returned_at

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from shared.clock import SystemClock
 from shared.db import Database
 from shared.events import OutboxManifest
@@ -199,14 +199,6 @@ async def test_only_admins_and_auditors_read_drift_and_a_wrong_question_is_a_pro
 
 # ---- a stack of its own: the broker loses what workflow had not read ----------------------------------------
 
-
-@pytest.fixture
-async def own_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
-    """A broker only this test uses, so it may stop it."""
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
-    await asyncio.to_thread(broker.start)
-    yield broker
-    await asyncio.to_thread(broker.stop)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.intake.settings import IntakeSettings
 from shared.clock import SystemClock
 from shared.db import Database
@@ -39,14 +39,6 @@ RECEIVED, SUPPLEMENTED, WITHDRAWN = (
     "vn.motcua.dossier.withdrawn.v1",
 )
 
-
-@pytest.fixture
-async def own_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
-    """A broker only this test uses, so it may stop it."""
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
-    await asyncio.to_thread(broker.start)
-    yield broker
-    await asyncio.to_thread(broker.stop)
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
 from services.workflow.settings import WorkflowSettings
 from shared.consumer import EventConsumer, Subscription
 from shared.db import Database, UnitOfWork
@@ -137,14 +136,6 @@ async def test_a_database_restored_from_a_dump_reads_again_what_came_after_it_an
 async def _has(db: Database, codes: list[str]) -> bool:
     return set(await _applied(db)) >= set(codes)
 
-
-@pytest.fixture
-async def own_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
-    """A broker only this test uses, so it may restart it (empty)."""
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
-    await asyncio.to_thread(broker.start)
-    yield broker
-    await asyncio.to_thread(broker.stop)
 
 
 def _rewinds(service: str) -> float:

@@ -4,56 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
 
-import pytest
-
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres
-from services.intake.settings import IntakeSettings
+from motcua.devstack import EmbeddedBroker
 from shared.db import Database
-from shared.events import Event
 from shared.outbox import OutboxRelay
 from tests.support.events import (
     dossier_code,
     dossier_received,
-    dossier_supplemented,
-    dossier_withdrawn,
     header,
     read_topic,
 )
-from tests.support.platform import namespace, rows, running, scalar, service_database
+from tests.support.outbox import emit_each, life_of, relay_settings
+from tests.support.platform import rows, running, scalar
 from tests.support.stack import eventually
-
-
-@pytest.fixture
-async def intake_db(postgres: EmbeddedPostgres) -> AsyncIterator[Database]:
-    """A fresh intake database whose outbox writes to a topic namespace of its own."""
-    db = await service_database(postgres, "intake", namespace())
-    yield db
-    await db.dispose()
-
-
-def _settings(db: Database, broker: EmbeddedBroker, **overrides: object) -> IntakeSettings:
-    return IntakeSettings(
-        database_url=db.url,
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        kafka_topic_namespace=db.namespace,
-        **{"relay_poll_seconds": 0.2, **overrides},
-    )
-
-
-def _life_of(code: str) -> list[Event]:
-    """One dossier's intake events, in the order they happen."""
-    return [dossier_received(code), dossier_supplemented(code), dossier_supplemented(code), dossier_withdrawn(code)]
-
-
-async def _emit(db: Database, events: list[Event]) -> list[str]:
-    """Each event in its own transaction, as separate requests would write them; their ids in order."""
-    ids = []
-    for event in events:
-        async with db.unit_of_work(actor="clerk-it") as tx:
-            ids.append((await tx.emit(event)).id)
-    return ids
 
 
 async def _unsent(db: Database) -> int:
@@ -68,13 +31,13 @@ async def test_the_relay_publishes_each_dossiers_events_in_order_and_marks_them_
     intake_db: Database, broker: EmbeddedBroker
 ) -> None:
     codes = [dossier_code() for _ in range(6)]
-    lives = {code: _life_of(code) for code in codes}
+    lives = {code: life_of(code) for code in codes}
     interleaved = [lives[code][step] for step in range(4) for code in codes]  # dossiers take turns
-    relay = OutboxRelay(_settings(intake_db, broker, relay_batch_size=7), intake_db)
+    relay = OutboxRelay(relay_settings(intake_db, broker, relay_batch_size=7), intake_db)
 
-    emitted = await _emit(intake_db, interleaved[:12])  # a backlog before the relay starts
+    emitted = await emit_each(intake_db, interleaved[:12])  # a backlog before the relay starts
     async with running(relay):
-        emitted += await _emit(intake_db, interleaved[12:])
+        emitted += await emit_each(intake_db, interleaved[12:])
         await eventually(lambda: _all_sent(intake_db))
 
     records = await read_topic(broker.bootstrap_servers, f"{intake_db.namespace}.intake", until=len(emitted))
@@ -96,8 +59,8 @@ async def test_of_two_relays_on_one_database_one_leads_and_no_event_is_published
     intake_db: Database, broker: EmbeddedBroker
 ) -> None:
     twin = Database(intake_db.url, service="intake", namespace=intake_db.namespace, clock=intake_db.clock, pool_size=4)
-    first = OutboxRelay(_settings(intake_db, broker), intake_db)
-    second = OutboxRelay(_settings(twin, broker), twin)
+    first = OutboxRelay(relay_settings(intake_db, broker), intake_db)
+    second = OutboxRelay(relay_settings(twin, broker), twin)
 
     async def _one_leader() -> bool:
         assert not (first.is_leader and second.is_leader), "two relays lead at once"
@@ -113,14 +76,14 @@ async def test_of_two_relays_on_one_database_one_leads_and_no_event_is_published
         async with running(second):
             assert not second.is_leader  # it keeps trying every poll, and keeps failing, while the first leads
             assert await _advisory_locks(intake_db) == 1
-            emitted = await _emit(intake_db, [e for _ in range(10) for e in _life_of(dossier_code())])
-            emitted += await _emit(twin, _life_of(dossier_code()))  # written through the standby's process
+            emitted = await emit_each(intake_db, [e for _ in range(10) for e in life_of(dossier_code())])
+            emitted += await emit_each(twin, life_of(dossier_code()))  # written through the standby's process
             await eventually(_sent_under_one_leader)
 
             await first.stop()  # the leader's process goes away; the standby takes over
             await first_run
             await eventually(lambda: _leads(second))
-            emitted += await _emit(twin, _life_of(dossier_code()))
+            emitted += await emit_each(twin, life_of(dossier_code()))
             await eventually(_sent_under_one_leader)
     finally:
         await first.stop()
@@ -145,10 +108,10 @@ async def _leads(relay: OutboxRelay) -> bool:
 
 
 async def test_a_commit_wakes_the_relay_long_before_its_next_poll(intake_db: Database, broker: EmbeddedBroker) -> None:
-    relay = OutboxRelay(_settings(intake_db, broker, relay_poll_seconds=3600), intake_db)
+    relay = OutboxRelay(relay_settings(intake_db, broker, relay_poll_seconds=3600), intake_db)
     async with running(relay):
         await eventually(lambda: _leads(relay))
         for _ in range(3):  # each one after the relay went back to its hour-long sleep
-            await _emit(intake_db, [dossier_received(dossier_code())])
+            await emit_each(intake_db, [dossier_received(dossier_code())])
             await eventually(lambda: _all_sent(intake_db), timeout=20)
     assert await scalar(intake_db, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == 3

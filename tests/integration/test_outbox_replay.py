@@ -9,67 +9,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from motcua.devstack import EmbeddedBroker, EmbeddedPostgres, free_port
+from motcua.devstack import EmbeddedBroker
 from services.intake.settings import IntakeSettings
 from shared.db import Database
-from shared.events import Event
 from shared.outbox import OutboxRelay, ReplayRefused, replay
 from tests.support.events import (
     dossier_code,
-    dossier_received,
-    dossier_supplemented,
-    dossier_withdrawn,
     header,
     read_topic,
 )
-from tests.support.platform import namespace, rows, running, scalar, service_database
+from tests.support.outbox import emit_each, life_of, relay_settings
+from tests.support.platform import rows, running, scalar
 from tests.support.stack import eventually
 
 
-@pytest.fixture
-async def intake_db(postgres: EmbeddedPostgres) -> AsyncIterator[Database]:
-    """A fresh intake database whose outbox writes to a topic namespace of its own."""
-    db = await service_database(postgres, "intake", namespace())
-    yield db
-    await db.dispose()
-
-
-@pytest.fixture
-async def own_broker(tmp_path: Path) -> AsyncIterator[EmbeddedBroker]:
-    """A broker only this test uses, so it may restart it (empty)."""
-    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
-    await asyncio.to_thread(broker.start)
-    yield broker
-    await asyncio.to_thread(broker.stop)
-
-
-def _settings(db: Database, broker: EmbeddedBroker, **overrides: object) -> IntakeSettings:
-    return IntakeSettings(
-        database_url=db.url,
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        kafka_topic_namespace=db.namespace,
-        **{"relay_poll_seconds": 0.2, "relay_check_seconds": 0.5, "consumer_backoff_max_seconds": 0.5, **overrides},
-    )
-
-
-def _life_of(code: str) -> list[Event]:
-    return [dossier_received(code), dossier_supplemented(code), dossier_supplemented(code), dossier_withdrawn(code)]
-
-
-async def _emit(db: Database, events: list[Event]) -> list[str]:
-    ids = []
-    for event in events:
-        async with db.unit_of_work(actor="clerk-it") as tx:
-            ids.append((await tx.emit(event)).id)
-    return ids
+def _replay_settings(db: Database, broker: EmbeddedBroker, **overrides: object) -> IntakeSettings:
+    """The relay checks the broker every 0.5 s, and consumers back off at most 0.5 s."""
+    return relay_settings(db, broker, **{"relay_check_seconds": 0.5, "consumer_backoff_max_seconds": 0.5, **overrides})
 
 
 async def _all_sent(db: Database) -> bool:
@@ -89,11 +51,11 @@ async def test_a_replay_publishes_the_rows_sent_since_an_instant_again_in_order(
 ) -> None:
     earlier, later = [dossier_code() for _ in range(3)], [dossier_code() for _ in range(3)]
     replays = _metric("motcua_outbox_replays_total", service="intake", reason="requested")
-    async with running(OutboxRelay(_settings(intake_db, broker), intake_db)):
-        first = await _emit(intake_db, [e for c in earlier for e in _life_of(c)])
+    async with running(OutboxRelay(_replay_settings(intake_db, broker), intake_db)):
+        first = await emit_each(intake_db, [e for c in earlier for e in life_of(c)])
         await eventually(lambda: _all_sent(intake_db))
         since = await _db_now(intake_db)
-        second = await _emit(intake_db, [e for c in later for e in _life_of(c)])
+        second = await emit_each(intake_db, [e for c in later for e in life_of(c)])
         await eventually(lambda: _all_sent(intake_db))
 
         assert await replay(intake_db, "intake", since, retention_hours=168) == len(second)
@@ -106,12 +68,12 @@ async def test_a_replay_publishes_the_rows_sent_since_an_instant_again_in_order(
     for record in records:
         types[record.key.decode()].append(header(record, "ce_type"))
     for code in later:
-        assert types[code] == [e.type for e in _life_of(code)] * 2, f"{code}: the replay keeps each dossier's order"
+        assert types[code] == [e.type for e in life_of(code)] * 2, f"{code}: the replay keeps each dossier's order"
     assert _metric("motcua_outbox_replays_total", service="intake", reason="requested") == replays + 1
 
 
 async def test_a_window_that_cannot_be_replayed_is_refused_and_changes_nothing(intake_db: Database) -> None:
-    await _emit(intake_db, _life_of(dossier_code()))
+    await emit_each(intake_db, life_of(dossier_code()))
     async with intake_db.unit_of_work() as tx:  # as the relay leaves them: sent
         await tx.session.execute(text("UPDATE outbox SET sent_at = now() - interval '1 hour'"))
     sent = await rows(intake_db, "SELECT id, sent_at FROM outbox ORDER BY id")
@@ -132,8 +94,8 @@ async def test_the_relay_replays_by_itself_when_the_broker_lost_what_it_acknowle
 ) -> None:
     replays = _metric("motcua_outbox_replays_total", service="intake", reason="log_truncated")
     topic = f"{intake_db.namespace}.intake"
-    async with running(OutboxRelay(_settings(intake_db, own_broker), intake_db)):
-        emitted = await _emit(intake_db, [e for _ in range(4) for e in _life_of(dossier_code())])
+    async with running(OutboxRelay(_replay_settings(intake_db, own_broker), intake_db)):
+        emitted = await emit_each(intake_db, [e for _ in range(4) for e in life_of(dossier_code())])
         await eventually(lambda: _all_sent(intake_db))
         assert len(await read_topic(own_broker.bootstrap_servers, topic, until=len(emitted))) == len(emitted)
         await asyncio.to_thread(own_broker.stop)
@@ -154,8 +116,8 @@ async def test_with_automatic_replay_off_the_loss_is_reported_until_an_operator_
 ) -> None:
     topic = f"{intake_db.namespace}.intake"
     since = await _db_now(intake_db)
-    async with running(OutboxRelay(_settings(intake_db, own_broker, relay_auto_replay=False), intake_db)):
-        emitted = await _emit(intake_db, [e for _ in range(3) for e in _life_of(dossier_code())])
+    async with running(OutboxRelay(_replay_settings(intake_db, own_broker, relay_auto_replay=False), intake_db)):
+        emitted = await emit_each(intake_db, [e for _ in range(3) for e in life_of(dossier_code())])
         await eventually(lambda: _all_sent(intake_db))
         assert _metric("motcua_relay_broker_data_lost", service="intake") == 0
         await asyncio.to_thread(own_broker.stop)
