@@ -10,10 +10,10 @@ from enum import StrEnum
 from shared.pdf import (
     Agency,
     Applicant,
-    FormPdf,
     Officer,
     Procedure,
     check_aware,
+    form_pdf,
     output_pdf,
     start_form,
     write_field,
@@ -73,7 +73,7 @@ class SupplementRequestForm:
 
 def render_supplement_request(form: SupplementRequestForm) -> bytes:
     """Form 02: Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ."""
-    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
+    pdf = form_pdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
     start_form(
         pdf,
         agency=form.agency,

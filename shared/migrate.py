@@ -60,6 +60,15 @@ def create_platform_tables() -> None:
 
 
 
+def create_replay_table() -> None:
+    """The table of signed callbacks already seen (``shared.webhooks``), in a service that takes callbacks."""
+    op.create_table(
+        "webhook_replays",
+        sa.Column("signature", sa.String(128), primary_key=True),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
 def create_recovery_tables() -> None:
     """The platform tables of issue #20, the same in every service's database.
 

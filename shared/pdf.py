@@ -14,6 +14,9 @@ own date), and the only I/O is reading the packaged font.
 
 Rendering is CPU-bound (about 0.2 s a form, mostly font subsetting): call it from async code through
 ``asyncio.to_thread``.
+
+fpdf2 is imported by the first form a process draws, not by importing this module: with the fontTools modules it
+loads it is some 36 MiB of a process's memory, which a service that has printed nothing does not need to hold.
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fontpkg
 import segno
-from fpdf import FPDF
-from fpdf.fonts import FontFace
 
 from shared.vntext import format_date, mask_id_number
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 FONT_FAMILY = "Be Vietnam Pro"
 NATION = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
@@ -117,35 +122,53 @@ def font_files() -> dict[str, Path]:
 # --- shared layout --------------------------------------------------------------------------
 
 
-class FormPdf(FPDF):
-    """An A4 page with the form's name, dossier code and page number in every footer."""
+def form_pdf(*, number: str, title: str, dossier_code: str, landscape: bool = False, footer: str | None = None) -> FPDF:
+    """An A4 page with the form's name, dossier code and page number in every footer.
 
-    def __init__(self, *, number: str, title: str, dossier_code: str, landscape: bool = False):
-        super().__init__(orientation="L" if landscape else "P", unit="mm", format="A4")
-        self._footer = f"Mẫu số {number} – {title} – Mã hồ sơ: {dossier_code}"
-        self.set_margins(left=20, top=15, right=15)
-        self.set_auto_page_break(auto=True, margin=18)
-        for style, path in font_files().items():
-            self.add_font(FONT_FAMILY, style=style, fname=path)
-        self.set_font(FONT_FAMILY, size=BODY_PT)
-        self.set_text_color(*_BLACK)
-        self.set_lang("vi")
-        self.set_creator("motcua")
-        self.set_title(title)
-        self.set_subject(dossier_code)
+    ``footer`` replaces the footer's text before the page number (default: form number, title, dossier code).
+    """
+    return _form_class()(
+        footer=footer or f"Mẫu số {number} – {title} – Mã hồ sơ: {dossier_code}",
+        title=title,
+        dossier_code=dossier_code,
+        landscape=landscape,
+    )
 
-    def normalize_text(self, text: str) -> str:
-        """Compose diacritics (NFC) before fpdf2 maps characters to glyphs."""
-        return super().normalize_text(unicodedata.normalize("NFC", text))
 
-    def footer(self) -> None:
-        self.set_y(-13)
-        self.set_font(FONT_FAMILY, style="I", size=8)
-        self.multi_cell(0, 4, f"{self._footer} – Trang {self.page_no()}/{{nb}}", align="C")
+@cache
+def _form_class() -> type[FPDF]:
+    """The FPDF subclass of every form, defined when the first form is drawn (fpdf2 imported then)."""
+    from fpdf import FPDF
+
+    class FormPdf(FPDF):
+        def __init__(self, *, footer: str, title: str, dossier_code: str, landscape: bool):
+            super().__init__(orientation="L" if landscape else "P", unit="mm", format="A4")
+            self._footer = footer
+            self.set_margins(left=20, top=15, right=15)
+            self.set_auto_page_break(auto=True, margin=18)
+            for style, path in font_files().items():
+                self.add_font(FONT_FAMILY, style=style, fname=path)
+            self.set_font(FONT_FAMILY, size=BODY_PT)
+            self.set_text_color(*_BLACK)
+            self.set_lang("vi")
+            self.set_creator("motcua")
+            self.set_title(title)
+            self.set_subject(dossier_code)
+
+        def normalize_text(self, text: str) -> str:
+            """Compose diacritics (NFC) before fpdf2 maps characters to glyphs."""
+            return super().normalize_text(unicodedata.normalize("NFC", text))
+
+        def footer(self) -> None:
+            self.set_y(-13)
+            self.set_font(FONT_FAMILY, style="I", size=8)
+            self.multi_cell(0, 4, f"{self._footer} – Trang {self.page_no()}/{{nb}}", align="C")
+
+    return FormPdf
 
 
 def start_form(
-    pdf: FormPdf, *, agency: Agency, title: str, dossier_code: str, url: str, issued: datetime
+    pdf: FPDF, *, agency: Agency, title: str, dossier_code: str, url: str, issued: datetime
 ) -> None:
     """First page: two-column header, place and date, title band with the code and the QR."""
     pdf.set_creation_date(issued)
@@ -273,6 +296,8 @@ def write_table(
     align: Sequence[str],
     size: float = 10,
 ) -> None:
+    from fpdf.fonts import FontFace
+
     pdf.set_font(FONT_FAMILY, size=size)
     heading_style = FontFace(family=FONT_FAMILY, emphasis="BOLD", fill_color=_HEADING_FILL)
     with pdf.table(

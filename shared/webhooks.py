@@ -1,6 +1,7 @@
 """Signed callbacks from outside systems (the portal, the bank): HMAC-SHA256 over timestamp and body,
 refused when forged, stale or replayed. Each service that takes callbacks keeps a ``webhook_replays``
-table (``create_replay_table()`` in its migration)."""
+table (``shared.migrate.create_replay_table()`` in its migration; the migration helper lives there so that a
+running service never imports Alembic)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import hmac
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from alembic import op
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.errors import Problem
@@ -24,15 +24,6 @@ def signature_valid(secret: str, timestamp: str, body: bytes, given: str) -> boo
     """Constant-time comparison of the expected and the given signature (``sha256=`` prefix optional)."""
     # As bytes: compare_digest refuses str with non-ASCII characters, which a forged header may carry.
     return hmac.compare_digest(signature(secret, timestamp, body).encode(), given.removeprefix("sha256=").encode())
-
-
-def create_replay_table() -> None:
-    """Migration helper: the table of signatures already seen."""
-    op.create_table(
-        "webhook_replays",
-        sa.Column("signature", sa.String(128), primary_key=True),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    )
 
 
 async def check_signed_request(

@@ -22,8 +22,6 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 
-import img2pdf
-from openpyxl import load_workbook
 from PIL import Image, ImageCms, ImageSequence, UnidentifiedImageError
 from pydantic import ValidationError
 
@@ -147,6 +145,10 @@ def _csv_rows(sheet: str, data: bytes) -> list[tuple[int, list[object]]]:
 
 def _xlsx_rows(sheet: str, data: bytes) -> list[tuple[int, list[object]]]:
     try:
+        from openpyxl import (
+            load_workbook,  # imported by the first sheet read (12 MiB); see reporting's exports
+        )
+
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 (openpyxl raises many kinds for a damaged workbook)
         raise BatchRefused("damaged-file", f"{sheet} cannot be read as an XLSX workbook ({type(exc).__name__}: {exc}).") from None
@@ -318,6 +320,8 @@ def image_to_pdfa(source: Path, target: Path, *, icc: Path, default_dpi: int) ->
         raise pdfs.PaperRefused("damaged-file", f"The image cannot be read: {exc}.") from None
     if not pages:
         raise pdfs.PaperRefused("damaged-file", "The image has no frames.")
+    import img2pdf  # imported by the first scan converted: with pikepdf (qpdf), 6 MiB the service need not hold idle
+
     with open(target, "wb") as out:
         img2pdf.convert(
             [p if isinstance(p, bytes) else str(p) for p in pages], outputstream=out, pdfa=str(icc),

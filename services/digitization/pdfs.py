@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fpdf import FPDF
 from PIL import Image, ImageSequence, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
@@ -22,7 +21,7 @@ from services.digitization.domain import (
     MediaType,
     certification_lines,
 )
-from shared.pdf import FONT_FAMILY, Agency, FormPdf, start_form, write_paragraph
+from shared.pdf import FONT_FAMILY, Agency, form_pdf, start_form, write_paragraph
 
 # Scanners write the date of the scan into nothing we keep: a conversion's bytes depend on the image alone.
 _FIXED_DATE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -79,6 +78,9 @@ def image_to_pdf(source: Path, media_type: MediaType, target: Path, *, default_d
 
     JPEG data is embedded as it is (no recompression); other images are stored losslessly.
     """
+    # Imported here, as in shared.pdf: 36 MiB that a process converting nothing need not hold.
+    from fpdf import FPDF
+
     pdf = FPDF(unit="mm")
     pdf.set_creator("motcua")
     pdf.set_creation_date(_FIXED_DATE)
@@ -126,7 +128,7 @@ _POINTS_PER_MM = 72 / _MM_PER_INCH
 
 def render_certification(target: Path, c: Certification, *, lookup_url: str) -> SignaturePlace:
     """The certification page (lời chứng), A4, with an empty box where the unit's signature goes."""
-    pdf = FormPdf(number="—", title="Lời chứng", dossier_code=c.dossier_code)
+    pdf = form_pdf(number="—", title="Lời chứng", dossier_code=c.dossier_code)
     pdf._footer = f"Lời chứng bản sao điện tử số {c.number} – Mã hồ sơ: {c.dossier_code}"
     pdf.alias_nb_pages()
     start_form(

@@ -10,14 +10,13 @@ from urllib.parse import quote
 from services.intake import store
 from services.intake.settings import IntakeSettings
 from shared import forms
-from shared.rules import FormKey, Rules
 from shared.pdf import (
     Agency,
     Applicant,
-    FormPdf,
     Officer,
     Procedure,
     check_aware,
+    form_pdf,
     output_pdf,
     start_form,
     write_applicant,
@@ -28,6 +27,7 @@ from shared.pdf import (
     write_signature,
     write_table,
 )
+from shared.rules import FormKey, Rules
 from shared.vntext import format_instant
 
 # Circular 01/2018/TT-VPCP numbering and names (DOMAIN §1.3): the defaults; a dossier's forms print the number and title
@@ -128,7 +128,7 @@ class RefusalForm:
 
 def render_receipt(form: ReceiptForm) -> bytes:
     """Form 01: Giấy tiếp nhận hồ sơ và hẹn trả kết quả."""
-    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
+    pdf = form_pdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
     start_form(
         pdf,
         agency=form.agency,
@@ -167,7 +167,7 @@ def render_receipt(form: ReceiptForm) -> bytes:
 
 def render_refusal(form: RefusalForm) -> bytes:
     """Form 03: Phiếu từ chối tiếp nhận giải quyết hồ sơ."""
-    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
+    pdf = form_pdf(number=form.number, title=form.title, dossier_code=form.dossier_code)
     start_form(
         pdf,
         agency=form.agency,

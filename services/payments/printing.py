@@ -11,10 +11,10 @@ from services.payments.settings import PaymentsSettings
 from shared.pdf import (
     Agency,
     Applicant,
-    FormPdf,
     Officer,
     Procedure,
     check_aware,
+    form_pdf,
     output_pdf,
     start_form,
     write_field,
@@ -93,7 +93,7 @@ class FeeReceiptForm:
 
 def render_fee_receipt(form: FeeReceiptForm) -> bytes:
     """Biên lai thu phí, lệ phí: the lines collected, the total in figures and in words, how and when it was paid."""
-    pdf = FormPdf(number="", title=FEE_RECEIPT_TITLE, dossier_code=form.dossier_code)
+    pdf = form_pdf(number="", title=FEE_RECEIPT_TITLE, dossier_code=form.dossier_code)
     pdf._footer = f"{FEE_RECEIPT_TITLE} số {form.receipt_number} – Mã hồ sơ: {form.dossier_code}"
     start_form(
         pdf,

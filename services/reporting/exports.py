@@ -13,10 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-
 from services.reporting import domain
 from services.reporting.models import (
     BreakdownPublic,
@@ -55,6 +51,11 @@ def to_csv(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
 
 def to_xlsx(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None) -> bytes:
     """A one-sheet workbook: an optional caption line, a bold header row (frozen), then the rows."""
+    # Imported by the first export: 12 MiB that a process exporting nothing need not hold.
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
     book = Workbook()
     sheet = book.active
     sheet.title = title[:31]

@@ -11,7 +11,15 @@ from datetime import datetime
 
 from services.reporting import domain
 from services.reporting.exports import cell
-from shared.pdf import FONT_FAMILY, MOTTO, NATION, FormPdf, output_pdf, rule, write_table
+from shared.pdf import (
+    FONT_FAMILY,
+    MOTTO,
+    NATION,
+    form_pdf,
+    output_pdf,
+    rule,
+    write_table,
+)
 
 # Column widths (mm) of the landscape table: 257 mm between the margins.
 _WIDTHS = (10, 54, 38, 30, 20, 20, 20, 20, 22, 23)
@@ -31,21 +39,15 @@ class Register:
     issued: datetime
 
 
-class _RegisterPdf(FormPdf):
-    def __init__(self, register: Register) -> None:
-        super().__init__(number=register.number, title=register.title, dossier_code=register.unit, landscape=True)
-        self._register = register
-
-    def footer(self) -> None:
-        r = self._register
-        self.set_y(-13)
-        self.set_font(FONT_FAMILY, style="I", size=8)
-        self.multi_cell(0, 4, f"Mẫu số {r.number} – {r.title} – {r.unit} – Trang {self.page_no()}/{{nb}}", align="C")
-
-
 def render_register(register: Register) -> bytes:
     """The register as PDF bytes."""
-    pdf = _RegisterPdf(register)
+    pdf = form_pdf(
+        number=register.number,
+        title=register.title,
+        dossier_code=register.unit,
+        landscape=True,
+        footer=f"Mẫu số {register.number} – {register.title} – {register.unit}",
+    )
     pdf.set_creation_date(register.issued)
     pdf.set_author(register.unit_name or register.unit)
     pdf.add_page()

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.workflow import store
 from shared import forms
-from shared.rules import FormKey, FormSpec, Rules
 from shared.pdf import (
     BODY_PT,
     FONT_FAMILY,
     LINE,
     Agency,
     Applicant,
-    FormPdf,
     Officer,
     Procedure,
     check_aware,
+    form_pdf,
     output_pdf,
     start_form,
     write_field,
@@ -35,6 +34,10 @@ from shared.pdf import (
     write_signature,
     write_table,
 )
+from shared.rules import FormKey, FormSpec, Rules
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 from shared.vntext import format_instant
 
 # Circular 01/2018/TT-VPCP numbering and names (DOMAIN §1.3): what a form prints when its dossier's rules do not say.
@@ -131,9 +134,9 @@ class StopNoticeForm:
 def _start_letter(
     *, number: str, title: str, agency: Agency, dossier_code: str, url: str, issued: datetime, applicant: Applicant,
     procedure: Procedure, received_at: datetime,
-) -> FormPdf:
+) -> FPDF:
     """A letter to the applicant (Forms 04 and 05): the heading, the addressee and what was received when."""
-    pdf = FormPdf(number=number, title=title, dossier_code=dossier_code)
+    pdf = form_pdf(number=number, title=title, dossier_code=dossier_code)
     start_form(pdf, agency=agency, title=title, dossier_code=dossier_code, url=url, issued=issued)
     pdf.set_font(FONT_FAMILY, style="B", size=BODY_PT)
     pdf.cell(0, LINE, f"Kính gửi: Ông/Bà {applicant.name}", align="C", new_x="LMARGIN", new_y="NEXT")
@@ -193,7 +196,7 @@ def render_stop_notice(form: StopNoticeForm) -> bytes:
 
 def render_control_slip(form: ControlSlipForm) -> bytes:
     """The control slip: Phiếu kiểm soát quá trình giải quyết hồ sơ (A4 landscape, one row per hand-over)."""
-    pdf = FormPdf(number=form.number, title=form.title, dossier_code=form.dossier_code, landscape=True)
+    pdf = form_pdf(number=form.number, title=form.title, dossier_code=form.dossier_code, landscape=True)
     start_form(
         pdf,
         agency=form.agency,

@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.intake.domain import SEED_EFFECTIVE_FROM, seed_documents
-from shared.webhooks import create_replay_table
+from shared.migrate import create_replay_table
 
 revision = "0002"
 down_revision = "0001"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.webhooks import create_replay_table
+from shared.migrate import create_replay_table
 
 revision = "0002"
 down_revision = "0001"
