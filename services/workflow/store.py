@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel import Column, DateTime, Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -453,6 +453,22 @@ async def record_payment(*, session: AsyncSession, code: str, payment_id: str, *
     )
 
 
+def _gate_facts_statement() -> Any:
+    """Each asked code with its first signature time and one row per payment (one row of NULLs when it has none)."""
+    codes = sa.func.unnest(sa.cast(sa.bindparam("codes"), ARRAY(sa.String))).table_valued("code").render_derived()
+    first_signed = (
+        select(sa.func.min(ResultSignature.signed_at)).where(ResultSignature.case_code == codes.c.code).scalar_subquery()
+    )
+    return (
+        select(codes.c.code, first_signed, CasePayment)
+        .select_from(codes)
+        .outerjoin(CasePayment, CasePayment.case_code == codes.c.code)
+    )
+
+
+_GATE_FACTS = _gate_facts_statement()
+
+
 async def gate_facts(*, session: AsyncSession, code: str) -> tuple[datetime | None, list[CasePayment]]:
     """(first signature time, the dossier's payments)."""
     return (await gate_facts_of(session=session, codes=[code]))[code]
@@ -461,17 +477,15 @@ async def gate_facts(*, session: AsyncSession, code: str) -> tuple[datetime | No
 async def gate_facts_of(
     *, session: AsyncSession, codes: list[str]
 ) -> dict[str, tuple[datetime | None, list[CasePayment]]]:
-    """The result-gate facts of several dossiers in two queries."""
+    """The result-gate facts of several dossiers in one query."""
     facts: dict[str, tuple[datetime | None, list[CasePayment]]] = {code: (None, []) for code in codes}
-    signatures = await session.exec(
-        select(ResultSignature.case_code, sa.func.min(ResultSignature.signed_at))
-        .where(ResultSignature.case_code.in_(codes))
-        .group_by(ResultSignature.case_code)
-    )
-    for code, signed_at in signatures.all():
-        facts[code] = (signed_at, [])
-    for payment in (await session.exec(select(CasePayment).where(CasePayment.case_code.in_(codes)))).all():
-        facts[payment.case_code][1].append(payment)
+    if not facts:
+        return facts
+    for code, signed_at, payment in (await session.exec(_GATE_FACTS, params={"codes": list(facts)})).all():
+        payments = facts[code][1]
+        if payment is not None:
+            payments.append(payment)
+        facts[code] = (signed_at, payments)
     return facts
 
 
