@@ -24,10 +24,17 @@ log = logging.getLogger("motcua.db")
 
 OUTBOX_CHANNEL = "motcua_outbox"
 
+# The row and the relay's wake-up in one statement (one round trip fewer per transaction than a NOTIFY before the
+# commit). Postgres delivers a transaction's notifications at its commit, none after a rollback, and one of each
+# channel and payload however many rows signalled it.
 _INSERT_OUTBOX = text(
-    """
-    INSERT INTO outbox (event_id, topic, key, type, payload, headers, created_at)
-    VALUES (CAST(:event_id AS uuid), :topic, :key, :type, CAST(:payload AS jsonb), CAST(:headers AS jsonb), :created_at)
+    f"""
+    WITH written AS (
+        INSERT INTO outbox (event_id, topic, key, type, payload, headers, created_at)
+        VALUES (CAST(:event_id AS uuid), :topic, :key, :type, CAST(:payload AS jsonb), CAST(:headers AS jsonb), :created_at)
+        RETURNING 1
+    )
+    SELECT pg_notify('{OUTBOX_CHANNEL}', '') FROM written
     """
 )
 
@@ -164,8 +171,6 @@ class UnitOfWork:
             if exc_type is None and not self.read_only:
                 for hook in self._before_commit:
                     await hook()
-                if self.emitted:
-                    await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
                 await self.session.commit()
                 committed = True
             else:

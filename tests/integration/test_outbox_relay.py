@@ -115,3 +115,27 @@ async def test_a_commit_wakes_the_relay_long_before_its_next_poll(intake_db: Dat
             await emit_each(intake_db, [dossier_received(dossier_code())])
             await eventually(lambda: _all_sent(intake_db), timeout=20)
     assert await scalar(intake_db, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == 3
+
+
+async def test_a_batch_of_events_wakes_the_relay_and_a_rolled_back_one_leaves_nothing_to_send(
+    intake_db: Database, broker: EmbeddedBroker
+) -> None:
+    """``emit_many`` (a register import's thousands) wakes it as one emit does; a rollback writes and wakes nothing."""
+    relay = OutboxRelay(relay_settings(intake_db, broker, relay_poll_seconds=3600), intake_db)
+    async with running(relay):
+        await eventually(lambda: _leads(relay))
+        async with intake_db.unit_of_work(actor="clerk-it") as tx:
+            await tx.emit_many([dossier_received(dossier_code()) for _ in range(5)], batch=2)
+        await eventually(lambda: _all_sent(intake_db), timeout=20)
+
+        class Undone(Exception):
+            pass
+
+        try:
+            async with intake_db.unit_of_work(actor="clerk-it") as tx:
+                await tx.emit(dossier_received(dossier_code()))
+                raise Undone
+        except Undone:
+            pass
+    assert await scalar(intake_db, "SELECT count(*) FROM outbox") == 5
+    assert await scalar(intake_db, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == 5
