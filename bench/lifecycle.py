@@ -141,6 +141,21 @@ class Officials:
     leader: dict[str, str]
 
 
+def officials(key: str, n: int) -> list[Officials]:
+    """The clerk, specialist and leader of ``n`` units, with tokens signed by the stack's key."""
+    units: list[Officials] = []
+    for i in range(n):
+        unit = f"000.00.{i % 100:02d}.L{i // 100:02d}"  # QCVN 102 length, so codes fit a VietQR bill number
+
+        def auth(role: str, subject: str, unit: str = unit) -> dict[str, str]:
+            token = issue_token(key, subject=subject, roles=[role], units=[unit], ttl=timedelta(hours=2))
+            return {"Authorization": f"Bearer {token}"}
+
+        units.append(Officials(unit, auth("clerk", f"bench-mc-{i}"), auth("specialist", f"bench-cb-{i}"),
+                               auth("leader", f"bench-ld-{i}")))
+    return units
+
+
 @dataclass
 class Driver:
     """Runs lifecycles against a stack and records what happened."""
@@ -516,17 +531,7 @@ async def bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any
 async def _bench(owned: OwnStack, args: argparse.Namespace, report: dict[str, Any], lgsp: StandInLgsp) -> None:
     """Idle memory; closed loop; open loop at the asked (or a sustainable) rate; memory after load."""
     stack = owned.stack
-    key = stack.private_key_path.read_text()
-    units: list[Officials] = []
-    for i in range(args.units):
-        unit = f"000.00.{i % 100:02d}.L{i // 100:02d}"  # QCVN 102 length, so codes fit a VietQR bill number
-
-        def auth(role: str, subject: str, unit: str = unit) -> dict[str, str]:
-            token = issue_token(key, subject=subject, roles=[role], units=[unit], ttl=timedelta(hours=2))
-            return {"Authorization": f"Bearer {token}"}
-
-        units.append(Officials(unit, auth("clerk", f"bench-mc-{i}"), auth("specialist", f"bench-cb-{i}"),
-                               auth("leader", f"bench-ld-{i}")))
+    units = officials(stack.private_key_path.read_text(), args.units)
     await asyncio.sleep(2)  # let start-up work settle before the idle reading
     report["memory"]["idle"] = memory(owned.groups())
     urls = {s: stack.url(s) for s in SERVICES}
@@ -706,6 +711,17 @@ def notes(report: dict[str, Any]) -> list[str]:
 # -- entry point ---------------------------------------------------------------------------------------------
 
 
+def stack_env(workdir: Path, lgsp: StandInLgsp) -> dict[str, str]:
+    """The services' settings for a lifecycle: the bank, the stand-in LGSP, DVCQG's field codes."""
+    return {
+        "MOTCUA_HOME": str(workdir / "home"),  # digitization's files and development certificate
+        "PAYMENTS_COLLECTION_ACCOUNT": json.dumps(COLLECTION_ACCOUNT),
+        "PAYMENTS_CALLBACK_SECRETS": json.dumps({BANK: BANK_SECRET}),
+        **lgsp.env(),
+        "REPORTING_DVCQG_MAPPING": json.dumps({"field_codes": {"Cư trú": "G09-CA-03"}}, ensure_ascii=False),
+    }
+
+
 def _run(coro: Awaitable[None]) -> None:
     try:
         import uvloop
@@ -733,13 +749,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     workdir = Path(tempfile.mkdtemp(prefix="motcua-bench-lc-"))
     lgsp = StandInLgsp()  # served in the driver's loop once the phases start (reporting retries until then)
-    env = {
-        "MOTCUA_HOME": str(workdir / "home"),  # digitization's files and development certificate
-        "PAYMENTS_COLLECTION_ACCOUNT": json.dumps(COLLECTION_ACCOUNT),
-        "PAYMENTS_CALLBACK_SECRETS": json.dumps({BANK: BANK_SECRET}),
-        **lgsp.env(),
-        "REPORTING_DVCQG_MAPPING": json.dumps({"field_codes": {"Cư trú": "G09-CA-03"}}, ensure_ascii=False),
-    }
+    env = stack_env(workdir, lgsp)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     status = 0
     try:

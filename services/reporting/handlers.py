@@ -37,9 +37,8 @@ async def on_dossier_event(tx: UnitOfWork, event: Event, envelope: Envelope, *, 
         data=envelope.data,
         prev_hash=head.hash,
     )
-    store.append(
+    await store.append(
         session=tx.session,
-        head=head,
         record=store.EventRecord(
             dossier_code=envelope.subject,
             sequence=link.sequence,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -160,24 +160,46 @@ _FACT_FIELDS = tuple(f.name for f in fields(domain.Fact))
 
 # The handlers' per-event statements, built once: a statement built per call costs SQLAlchemy a cache key and, for
 # ``insert().values(...)``, a compile each time (profiled at ~12 % of reporting's CPU); these bind their values.
-_HEAD_INSERT = insert(ChainHead.__table__).values(
-    dossier_code=sa.bindparam("code"), sequence=0, hash=sa.bindparam("genesis")
-).on_conflict_do_nothing()
-_HEAD_FOR_UPDATE = select(ChainHead).where(ChainHead.dossier_code == sa.bindparam("code")).with_for_update()
+# The head locked and read in one statement: a new dossier's head is created at sequence 0; an existing one is
+# "updated" to itself, which takes its row lock as SELECT ... FOR UPDATE would (a concurrent appender waits, then
+# reads the head it left) and returns it.
+_HEAD_LOCK = (
+    insert(ChainHead.__table__)
+    .values(dossier_code=sa.bindparam("code"), sequence=0, hash=sa.bindparam("genesis"))
+    .on_conflict_do_update(index_elements=["dossier_code"], set_={"dossier_code": sa.literal_column("excluded.dossier_code")})
+    .returning(ChainHead.__table__.c.sequence, ChainHead.__table__.c.hash)
+)
+# The record and the head's move to it in one statement.
+_event_log = EventRecord.__table__
+_APPEND = (
+    sa.update(ChainHead.__table__)
+    .where(ChainHead.__table__.c.dossier_code == sa.bindparam("b_dossier_code"))
+    .values(sequence=sa.bindparam("b_sequence"), hash=sa.bindparam("b_hash"))
+    .add_cte(
+        insert(_event_log)
+        .values({c.name: sa.bindparam(f"b_{c.name}", type_=c.type) for c in _event_log.columns if c.name != "id"})
+        .cte("logged")
+    )
+)
 
 
-async def lock_head(*, session: AsyncSession, dossier_code: str, genesis: str) -> ChainHead:
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last link of a dossier's chain, as this transaction holds it locked."""
+
+    sequence: int
+    hash: str
+
+
+async def lock_head(*, session: AsyncSession, dossier_code: str, genesis: str) -> Head:
     """The dossier's chain head, locked for this transaction (created at sequence 0 if new)."""
-    await session.execute(_HEAD_INSERT, {"code": dossier_code, "genesis": genesis})
-    result = await session.exec(_HEAD_FOR_UPDATE, params={"code": dossier_code})
-    return result.one()
+    row = (await session.execute(_HEAD_LOCK, {"code": dossier_code, "genesis": genesis})).one()
+    return Head(row.sequence, row.hash)
 
 
-def append(*, session: AsyncSession, record: EventRecord, head: ChainHead) -> None:
-    """Stage a record and move the head to it."""
-    session.add(record)
-    head.sequence, head.hash = record.sequence, record.hash
-    session.add(head)
+async def append(*, session: AsyncSession, record: EventRecord) -> None:
+    """Write the record and move its dossier's head to it (the head locked by ``lock_head``)."""
+    await session.execute(_APPEND, {f"b_{c.name}": getattr(record, c.name) for c in _event_log.columns if c.name != "id"})
 
 
 async def timeline(*, session: AsyncSession, dossier_code: str, by_time: bool = False) -> list[EventRecord]:
