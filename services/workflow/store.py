@@ -382,6 +382,22 @@ async def open_codes_of_unit(*, session: AsyncSession, unit: str, open_statuses:
 # ---- the tracking slip --------------------------------------------------------------------------
 
 
+# A hand-over's statements, built once (see _GET): close the open row of the slip, read the last row number.
+_CLOSE_OPEN_STEP = (
+    sa.update(CaseStep)
+    .where(CaseStep.case_code == sa.bindparam("_code"), CaseStep.completed_at.is_(None))
+    .values(
+        completed_at=sa.bindparam("_now"),
+        late=sa.case(
+            (CaseStep.step_due_at.is_(None), sa.null()),
+            else_=CaseStep.step_due_at < sa.bindparam("_now", type_=DateTime(timezone=True)),
+        ),
+    )
+    .execution_options(synchronize_session=False)
+)
+_LAST_SEQ = select(sa.func.max(CaseStep.seq)).where(CaseStep.case_code == sa.bindparam("code"))
+
+
 async def hand_over(
     *,
     session: AsyncSession,
@@ -400,16 +416,8 @@ async def hand_over(
     adjusted_reason: str | None = None,
 ) -> None:
     """Close the open row of the slip (time handed over, late against its step deadline) and open the next."""
-    await session.execute(
-        sa.update(CaseStep)
-        .where(CaseStep.case_code == code, CaseStep.completed_at.is_(None))
-        .values(
-            completed_at=now,
-            late=sa.case((CaseStep.step_due_at.is_(None), sa.null()), else_=CaseStep.step_due_at < now),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    last = (await session.exec(select(sa.func.max(CaseStep.seq)).where(CaseStep.case_code == code))).one()
+    await session.execute(_CLOSE_OPEN_STEP, {"_code": code, "_now": now})
+    last = (await session.exec(_LAST_SEQ, params={"code": code})).one()
     session.add(
         CaseStep(
             case_code=code,
